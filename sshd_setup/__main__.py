@@ -1,0 +1,3 @@
+from sshd_setup.cli import main
+
+main()

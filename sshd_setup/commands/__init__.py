@@ -1,0 +1,1 @@
+"""One module per command: the I/O edge that wires inventory, core and transport."""

@@ -1,0 +1,1 @@
+"""The pure core: parse, plan, render, findings. Nothing in here performs I/O."""

@@ -1,0 +1,20 @@
+"""Errors the command line turns into one clear line and an exit code."""
+
+from __future__ import annotations
+
+
+class SshdSetupError(Exception):
+    """Base class: a problem the user can act on; the message is one line."""
+
+    exit_code = 1
+
+
+class InputError(SshdSetupError):
+    """Bad input (inventory, key, name, path, option, API answer): exit 2, nothing contacted or changed."""
+
+    exit_code = 2
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}" if where else problem)

@@ -1,0 +1,12 @@
+"""Exit codes, in ONE place.
+
+0  every host converged (or would, in dry-run) / every check passed
+1  at least one host blocked, failed, unreachable, or a check failed
+2  bad usage or bad input; nothing was contacted and nothing changed
+"""
+
+from __future__ import annotations
+
+OK = 0
+HOST_FAILURES = 1
+BAD_INPUT = 2

@@ -1,0 +1,1 @@
+"""The gateway's API: fetch its SSH CA public key."""

@@ -1,0 +1,1 @@
+"""Session command logs in the gateway's encrypted capture format."""
