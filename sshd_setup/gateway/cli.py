@@ -1,5 +1,163 @@
-"""`sshd-setup ca ...` (placeholder; filled in by the CA-fetch work)."""
+"""`sshd-setup ca ...`: the gateway's SSH certificate authority.
+
+This module is imported every time sshd-setup starts: only typer and the standard library at
+module level; httpx (via sshd_setup.gateway.api) and the key parser are imported inside commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from sshd_setup.core.sshkeys import PublicKey
+
 app = typer.Typer(help="The gateway's SSH certificate authority.", no_args_is_help=True)
+
+# Kept equal to sshd_setup.gateway.api.DEFAULT_API_BASE (a test checks); not imported from
+# there because that module pulls in httpx.
+_DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
+
+
+def _err(text: str) -> None:
+    typer.echo(f"sshd-setup: {text}", err=True)
+
+
+@app.command()
+def fetch(
+    account_id: str = typer.Option(..., "--account-id", help="Cloudflare account ID (32 hex digits)."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Add the key to this CA keys file (e.g. the inventory's ca_keys_file), atomically, mode "
+        "0644; keys already there are kept. Without it the key line goes to stdout.",
+    ),
+    api_base: str = typer.Option(_DEFAULT_API_BASE, "--api-base", help="API base URL (tests, proxies)."),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="Read the API token from this file instead of $CLOUDFLARE_API_TOKEN.",
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.001, help="Seconds to wait for each answer."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say what is requested (never the token)."),
+    backoff_base: float = typer.Option(
+        1.0, "--backoff-base", min=0.0, hidden=True, help="First retry delay in seconds (tests)."
+    ),
+) -> None:
+    """Get the gateway's SSH CA public key from the Cloudflare API, creating the CA if needed.
+
+    Token: $CLOUDFLARE_API_TOKEN or --token-file; needs 'Access: SSH Auditing' (Write creates, Read lists).
+
+    Always prints the key's SHA256 fingerprint (to stderr when the key line goes to stdout).
+    """
+    from sshd_setup.gateway import api
+
+    api.check_account_id(account_id)
+    base = api.check_api_base(api_base)
+    token, source = api.load_token(token_file, os.environ)
+    if output is not None:
+        _read_keys_file(output)  # refuse an unusable --output before contacting anything
+
+    log = _err if verbose else None
+    if verbose:
+        _err(f"token from {source}; API {base}")
+    ca = api.fetch_gateway_ca(
+        account_id, token, api_base=base, timeout=timeout, backoff_base=backoff_base, log=log
+    )
+    origin = "created now" if ca.created else "existing"
+    about = f"{ca.key.key_type}, gateway CA {ca.ca_id or '(no id)'}, {origin}"
+    if ca.listed > 1:
+        _err(f"warning: the API lists {ca.listed} gateway CAs; using the first ({ca.ca_id or 'no id'})")
+
+    if output is None:
+        typer.echo(ca.key.line())
+        _err(f"{ca.key.fingerprint} ({about})")
+        return
+    added = _add_key(output, ca.key)
+    state = f"written to {output}" if added else f"already in {output}; file unchanged"
+    typer.echo(f"{ca.key.fingerprint} ({about}) {state}")
+
+
+# --------------------------------------------------------------------------------------------
+# The keys file: read and validate, then add the key with an atomic replace.
+
+
+def _target(path: Path) -> Path:
+    """The file to replace: a symlink's target, so the link keeps working."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _read_keys_file(path: Path) -> tuple[str, list[PublicKey]]:
+    """The file's text and keys ('' and [] when it does not exist); InputError when unusable."""
+    from sshd_setup.core.sshkeys import InvalidKey, parse_key_file
+    from sshd_setup.errors import InputError
+
+    target = _target(path)
+    where = str(path)
+    if target.is_dir():
+        raise InputError(where, "--output is a directory; give a file name")
+    parent = target.parent
+    if not parent.is_dir():
+        raise InputError(where, f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(where, f"directory {parent} is not writable")
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "", []
+    except UnicodeDecodeError:
+        raise InputError(where, "existing file is not UTF-8 text; not a CA keys file") from None
+    except OSError as exc:
+        raise InputError(where, f"cannot read the existing file ({exc.strerror})") from None
+    try:
+        keys = parse_key_file(text)
+    except InvalidKey as exc:
+        raise InputError(where, f"existing file is not a valid CA keys file: {exc}") from None
+    return text, keys
+
+
+def _add_key(path: Path, key: PublicKey) -> bool:
+    """Add ``key`` unless the file holds it already; return whether the file changed."""
+    from sshd_setup.errors import SshdSetupError
+
+    text, keys = _read_keys_file(path)  # again: the file may have changed while we waited
+    if any(key.same_key(k) for k in keys):
+        return False
+    if text and not text.endswith("\n"):
+        text += "\n"
+    try:
+        _atomic_write(_target(path), text + key.line() + "\n")
+    except OSError as exc:
+        raise SshdSetupError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return True
+
+
+def _atomic_write(target: Path, text: str, mode: int = 0o644) -> None:
+    """Temp file beside ``target``, fsync, chmod, os.replace, fsync the directory."""
+    parent = target.parent
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
