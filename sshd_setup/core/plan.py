@@ -1,0 +1,300 @@
+"""Plan a host's files: the desired CA and principal mappings applied to its configuration tree.
+
+plan_host() is pure: it reads through a FileSource and returns every managed file's before/after with a
+one-line reason. Bytes outside our managed blocks are never touched; planning its own output again
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+import jinja2
+
+from sshd_setup.core.config import ConfigFile, parse
+from sshd_setup.core.desired import Desired
+from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file
+from sshd_setup.core.tree import FileSource, SourceMissing, SourceUnreadable, load_tree
+
+# Prints the certificate's principals; sshd needs one of them to be listed, so any certificate signed by
+# a trusted CA (with at least one principal) is admitted. Tokens are expanded by sshd without quoting.
+ALL_PRINCIPALS_COMMAND = "/bin/bash -c \"echo '%t %k' | ssh-keygen -L -f - | grep -A1 Principals\""
+VENDOR_SSHD_CONFIG = "/usr/etc/ssh/sshd_config"
+
+BEGIN = "# BEGIN sshd-setup managed block"
+END = "# END sshd-setup managed block"
+TOP_NAME = "gateway CA"
+MATCH_NAME = "principal mappings"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: str | None
+    """None when the file does not exist yet."""
+    after: str
+    reason: str
+    mode: int | None = 0o644
+    """None: keep the existing file's mode (sshd_config)."""
+    owner: str = "root"
+    group: str = "root"
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[FileChange, ...] = ()
+    directories: tuple[str, ...] = ()
+    """Directories to create (root:root 0755) before writing files."""
+    findings: tuple[Finding, ...] = ()
+    kept_ca_keys: tuple[PublicKey, ...] = ()
+
+    @property
+    def changes(self) -> tuple[FileChange, ...]:
+        return tuple(f for f in self.files if f.changed)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changes and not self.directories
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    def noop_reason(self) -> str:
+        return "every managed file already matches the inventory: " + ", ".join(f.path for f in self.files)
+
+
+@dataclass
+class _Blocks:
+    body: list[str] = field(default_factory=list)
+    """The file's lines with our managed blocks taken out."""
+    found: dict[str, str] = field(default_factory=dict)
+    """Managed block name -> its current text."""
+    problem: str = ""
+    problem_line: int = 0
+
+
+def strip_managed_blocks(config: ConfigFile) -> _Blocks:
+    """Take our managed blocks out of a file; report damaged markers instead of guessing."""
+    result = _Blocks()
+    current: str | None = None
+    current_start = 0
+    collected: list[str] = []
+    for number, line in enumerate(config.lines, start=1):
+        stripped = line.raw.strip()
+        if stripped.startswith(BEGIN):
+            if current is not None:
+                return _Blocks(problem="a managed block starts inside another one", problem_line=number)
+            current = stripped[len(BEGIN) :].lstrip(": ").strip()
+            current_start = number
+            collected = [line.raw]
+            continue
+        if stripped.startswith(END):
+            name = stripped[len(END) :].lstrip(": ").strip()
+            if current is None:
+                return _Blocks(problem="a managed block ends without having begun", problem_line=number)
+            if name != current:
+                return _Blocks(problem=f"block {current!r} ends as {name!r}", problem_line=number)
+            if name in result.found:
+                return _Blocks(problem=f"managed block {name!r} appears twice", problem_line=current_start)
+            result.found[name] = "".join([*collected, line.raw])
+            current = None
+            continue
+        if current is not None:
+            collected.append(line.raw)
+        else:
+            result.body.append(line.raw)
+    if current is not None:
+        return _Blocks(problem=f"managed block {current!r} has no END marker", problem_line=current_start)
+    return result
+
+
+def _with_newline(text: str, newline: str) -> str:
+    return text.replace("\n", newline) if newline != "\n" else text
+
+
+def render_main(
+    env: jinja2.Environment, desired: Desired, current: str | None, *, include_vendor: bool = False
+) -> tuple[str | None, str, _Blocks]:
+    """Return (new text or None when the markers are damaged, reason, blocks found)."""
+    config = parse(current or "", desired.sshd_config)
+    blocks = strip_managed_blocks(config)
+    if blocks.problem:
+        return None, blocks.problem, blocks
+    newline = config.newline
+    context = {
+        "ca_path": desired.ca_path,
+        "allow_all": desired.allow_all,
+        "mappings": desired.mappings,
+        "all_principals_command": ALL_PRINCIPALS_COMMAND,
+    }
+    top = _with_newline(env.get_template("sshd_config_top.j2").render(context), newline)
+    bottom = _with_newline(env.get_template("sshd_config_match.j2").render(context), newline)
+    body = list(blocks.body)
+    if include_vendor and not body:
+        body = [
+            f"# The vendor's defaults (this file did not exist; sshd reads only one of the two).{newline}",
+            f"Include {VENDOR_SSHD_CONFIG}{newline}",
+        ]
+    if body and not body[-1].endswith("\n"):
+        body[-1] += newline
+    new = top + "".join(body) + (bottom if desired.mappings else "")
+    return new, _main_reason(blocks, top, bottom if desired.mappings else None, current is None), blocks
+
+
+def _main_reason(blocks: _Blocks, top: str, bottom: str | None, creating: bool) -> str:
+    if creating:
+        return "create: sshd_config with the gateway CA block and the principal mappings"
+    parts: list[str] = []
+    old_top = blocks.found.get(TOP_NAME)
+    old_bottom = blocks.found.get(MATCH_NAME)
+    if old_top is None:
+        parts.append("add the gateway CA block at the top")
+    elif old_top != top:
+        parts.append("update the gateway CA block")
+    if bottom is not None and old_bottom is None:
+        parts.append("add the principal mappings block at the end")
+    elif bottom is not None and old_bottom != bottom:
+        parts.append("update the principal mappings")
+    elif bottom is None and old_bottom is not None:
+        parts.append("remove the principal mappings block (no mappings left)")
+    stray = set(blocks.found) - {TOP_NAME, MATCH_NAME}
+    if stray:
+        parts.append(f"drop unknown managed block(s) {', '.join(sorted(stray))}")
+    return "; ".join(parts) or "unchanged: managed blocks already match the inventory"
+
+
+def render_ca(env: jinja2.Environment, keys: tuple[PublicKey, ...], kept: tuple[PublicKey, ...], kept_from: str) -> str:
+    return env.get_template("ca_keys.j2").render(keys=keys, kept=kept, kept_from=kept_from)
+
+
+def _read(source: FileSource, path: str) -> str | None:
+    try:
+        return source.read(path)
+    except (SourceMissing, SourceUnreadable):
+        return None
+
+
+def plan_host(desired: Desired, source: FileSource, env: jinja2.Environment) -> Plan:
+    """Plan every managed file for one host. Planning problems are findings, not exceptions."""
+    findings: list[Finding] = []
+    main_before = _read(source, desired.sshd_config)
+    include_vendor = False
+    if main_before is None:
+        if desired.sshd_config == "/etc/ssh/sshd_config" and _read(source, VENDOR_SSHD_CONFIG) is not None:
+            include_vendor = True
+        else:
+            findings.append(
+                Finding(
+                    "MAIN-CONFIG-MISSING",
+                    Severity.ERROR,
+                    f"{desired.sshd_config} does not exist",
+                    "check sshd_setup.sshd_config, or that openssh-server is installed",
+                    desired.sshd_config,
+                )
+            )
+            return Plan(findings=tuple(findings))
+    main_after, main_reason, _blocks = render_main(env, desired, main_before, include_vendor=include_vendor)
+    if main_after is None:
+        findings.append(
+            Finding(
+                "MANAGED-BLOCK-DAMAGED",
+                Severity.ERROR,
+                f"sshd-setup's markers are damaged: {main_reason}",
+                "restore the BEGIN/END marker lines (or remove the block entirely) and run again",
+                desired.sshd_config,
+                _blocks.problem_line,
+            )
+        )
+        return Plan(findings=tuple(findings))
+    files: list[FileChange] = [
+        FileChange(desired.sshd_config, main_before, main_after, main_reason, mode=None if main_before else 0o644)
+    ]
+
+    kept, kept_from = _foreign_ca_keys(desired, source, main_before, findings)
+    ca_before = _read(source, desired.ca_path)
+    ca_after = render_ca(env, desired.ca_keys, kept, kept_from)
+    files.append(FileChange(desired.ca_path, ca_before, ca_after, _ca_reason(desired, ca_before, ca_after, kept)))
+
+    for mapping in desired.mappings:
+        if mapping.mode != "list" or mapping.file is None:
+            continue
+        before = _read(source, mapping.file)
+        after = env.get_template("principals.j2").render(user=mapping.user, principals=mapping.principals)
+        if before is None:
+            reason = f"create: principals for {mapping.user} ({', '.join(mapping.principals)})"
+        elif before != after:
+            reason = f"update: principals for {mapping.user} are now {', '.join(mapping.principals)}"
+        else:
+            reason = f"unchanged: principals for {mapping.user} already listed"
+        files.append(FileChange(mapping.file, before, after, reason))
+
+    directories = _missing_directories([f.path for f in files if f.before is None], source)
+    return Plan(files=tuple(files), directories=directories, findings=tuple(findings), kept_ca_keys=kept)
+
+
+def _ca_reason(desired: Desired, before: str | None, after: str, kept: tuple[PublicKey, ...]) -> str:
+    fingerprints = ", ".join(k.fingerprint for k in desired.ca_keys)
+    extra = f" and {len(kept)} kept foreign key(s)" if kept else ""
+    if before is None:
+        return f"create: trust CA {fingerprints}{extra}"
+    if before != after:
+        return f"update: trust exactly CA {fingerprints}{extra}"
+    return "unchanged: CA keys already match"
+
+
+def _foreign_ca_keys(
+    desired: Desired, source: FileSource, main_before: str | None, findings: list[Finding]
+) -> tuple[tuple[PublicKey, ...], str]:
+    """Keys of an existing, different effective TrustedUserCAKeys file, when the inventory says merge."""
+    if main_before is None or desired.foreign_ca_keys != "merge":
+        return (), ""
+    tree = load_tree(source, desired.sshd_config)
+    current = tree.effective("trustedusercakeys")
+    if current is None or current.line.value in ("none", desired.ca_path):
+        return (), ""
+    path = current.line.value
+    text = _read(source, path)
+    if text is None:
+        return (), ""
+    try:
+        foreign = parse_key_file(text)
+    except InvalidKey as exc:
+        findings.append(
+            Finding(
+                "FOREIGN-CA-UNREADABLE",
+                Severity.ERROR,
+                f"cannot merge the keys of {path}: {exc}",
+                "fix that file or set foreign_ca_keys: replace",
+                current.path,
+                current.lineno,
+            )
+        )
+        return (), path
+    kept = tuple(k for k in foreign if not any(k.same_key(d) for d in desired.ca_keys))
+    return kept, path
+
+
+def _missing_directories(paths: list[str], source: FileSource) -> tuple[str, ...]:
+    """Parent directories (below /etc/ssh or anywhere) that the files to create need."""
+    needed: list[str] = []
+    for path in paths:
+        parent = posixpath.dirname(path)
+        chain: list[str] = []
+        while parent not in ("/", "") and not _dir_exists(source, parent):
+            chain.append(parent)
+            parent = posixpath.dirname(parent)
+        for directory in reversed(chain):
+            if directory not in needed:
+                needed.append(directory)
+    return tuple(needed)
+
+
+def _dir_exists(source: FileSource, directory: str) -> bool:
+    return source.is_dir(directory)

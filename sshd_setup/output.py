@@ -1,0 +1,36 @@
+"""Human output shared by commands: findings grouped per host, coloured by severity, and warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sshd_setup.core.finding import Finding, Severity
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def print_warnings(warnings: Iterable[str]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+def print_findings(host: str, findings: Iterable[Finding]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    findings = list(findings)
+    if not findings:
+        return
+    console = Console(stderr=True, highlight=False)
+    console.print(f"[bold]{escape(host)}[/bold]")
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    for finding in sorted(findings, key=lambda f: (order[f.severity], f.path, f.line)):
+        style = _STYLE[finding.severity]
+        where = f" {escape(finding.where)}" if finding.where else ""
+        console.print(f"  [{style}]{finding.severity.value} {finding.code}[/{style}]{where}: {escape(finding.message)}")
+        if finding.hint:
+            console.print(f"      hint: {escape(finding.hint)}")
