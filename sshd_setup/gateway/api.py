@@ -147,8 +147,7 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> tuple[str
         if not token:
             raise InputError(
                 "token",
-                f"set {TOKEN_ENV} or pass --token-file FILE "
-                f"(an API token with the '{PERMISSION}' permission)",
+                f"set {TOKEN_ENV} or pass --token-file FILE (an API token with the '{PERMISSION}' permission)",
             )
     if not token:
         raise InputError(source, "the token is empty")
@@ -272,9 +271,7 @@ class _Client:
         first = result[0]
         if not isinstance(first, dict):
             raise InputError("API answer", "GET result[0] is not an object with 'public_key'")
-        return GatewayCA(
-            key=self.key_of(first, "result[0]"), ca_id=_id_of(first), created=False, listed=len(result)
-        )
+        return GatewayCA(key=self.key_of(first, "result[0]"), ca_id=_id_of(first), created=False, listed=len(result))
 
     def key_of(self, entry: dict[str, Any], where: str) -> PublicKey:
         line = entry.get("public_key")
@@ -312,9 +309,7 @@ class _Client:
             self.log(f"{method} → HTTP {answer.status}")
             if not (answer.status == 429 or answer.status >= 500):
                 return answer
-            what = f"HTTP {answer.status}" + (
-                f" ({d})" if (d := _describe_errors(answer, self.clean)) else ""
-            )
+            what = f"HTTP {answer.status}" + (f" ({d})" if (d := _describe_errors(answer, self.clean)) else "")
             if attempt >= self.max_attempts:
                 raise GatewayTransportError(
                     f"{method} {self.url}: gave up after {attempt} attempts, last answer {what}"
@@ -324,8 +319,7 @@ class _Client:
             if retry_after is not None:
                 if retry_after > MAX_RETRY_AFTER:
                     raise GatewayTransportError(
-                        f"{method} {self.url}: {what}; the API asks to wait {retry_after:g} s; "
-                        "try again later"
+                        f"{method} {self.url}: {what}; the API asks to wait {retry_after:g} s; try again later"
                     )
                 delay = retry_after
             self.log(f"{what}; retrying in {delay:g} s")

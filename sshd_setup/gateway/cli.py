@@ -68,9 +68,7 @@ def fetch(
     log = _err if verbose else None
     if verbose:
         _err(f"token from {source}; API {base}")
-    ca = api.fetch_gateway_ca(
-        account_id, token, api_base=base, timeout=timeout, backoff_base=backoff_base, log=log
-    )
+    ca = api.fetch_gateway_ca(account_id, token, api_base=base, timeout=timeout, backoff_base=backoff_base, log=log)
     origin = "created now" if ca.created else "existing"
     about = f"{ca.key.key_type}, gateway CA {ca.ca_id or '(no id)'}, {origin}"
     if ca.listed > 1:

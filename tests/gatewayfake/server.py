@@ -1,0 +1,155 @@
+"""A real HTTP server on 127.0.0.1 that behaves like the gateway CA endpoint of the Cloudflare API.
+
+Default behaviour (stateful, as documented):
+  POST /client/v4/accounts/{account}/access/gateway_ca
+      no CA yet  → 200 {success: true, result: {id, public_key}} and the CA now exists
+      CA exists  → 400 {success: false, errors: [{code: 12130, message: ALREADY_EXISTS}]}
+  GET  same path → 200 {success: true, result: [{id, public_key}]}  (empty list when none)
+  wrong token → 401, unknown account → 404 (Cloudflare-shaped envelopes).
+
+Tests override single answers with `script(method, Reply(...), ...)`: scripted replies are used
+first, in order, then the default behaviour resumes. In a reply body the text `{AUTH}` is
+replaced by the Authorization header the server received (to test that clients redact it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ALREADY_EXISTS = "access.api.error.gateway_ca_already_exists"
+_PATH = re.compile(r"^/client/v4/accounts/([^/]+)/access/gateway_ca$")
+
+
+def envelope(result: Any = None, errors: list[dict[str, Any]] | None = None, success: bool = True) -> Any:
+    return {"success": success, "errors": errors or [], "messages": [], "result": result}
+
+
+def error_envelope(code: Any, message: str) -> Any:
+    return envelope(None, [{"code": code, "message": message}], success=False)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict/list → JSON; str/bytes → sent as is; None → empty body
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering (timeouts)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    authorization: str | None
+    body: bytes
+
+
+class FakeGateway:
+    def __init__(self, token: str, account: str, key_line: str, *, exists: bool = False) -> None:
+        self.token = token
+        self.account = account
+        self.key_line = key_line
+        self.exists = exists
+        self.ca_id = "ca-0001"
+        self.requests: list[Seen] = []
+        self._scripts: dict[str, deque[Reply]] = {"POST": deque(), "GET": deque()}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- control ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/client/v4"
+
+    def script(self, method: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[method].extend(replies)
+
+    def methods(self) -> list[str]:
+        return [seen.method for seen in self.requests]
+
+    def start(self) -> FakeGateway:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- behaviour -------------------------------------------------------------------------
+
+    def answer(self, method: str, path: str, authorization: str | None) -> Reply:
+        with self._lock:
+            if self._scripts.get(method):
+                return self._scripts[method].popleft()
+            match = _PATH.match(path)
+            if method not in ("POST", "GET") or not match:
+                return Reply(404, error_envelope(7003, "Could not route to " + path))
+            if authorization != f"Bearer {self.token}":
+                return Reply(401, error_envelope(10000, "Authentication error"))
+            if match.group(1) != self.account:
+                return Reply(404, error_envelope(7003, "Could not route to account"))
+            entry = {"id": self.ca_id, "public_key": self.key_line}
+            if method == "GET":
+                return Reply(200, envelope([entry] if self.exists else []))
+            if self.exists:
+                return Reply(400, error_envelope(12130, ALREADY_EXISTS))
+            self.exists = True
+            return Reply(200, envelope(entry))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                authorization = self.headers.get("Authorization")
+                with gateway._lock:
+                    gateway.requests.append(Seen(self.command, self.path, authorization, body))
+                reply = gateway.answer(self.command, self.path, authorization)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if isinstance(reply.body, (dict, list)):
+                    data = json.dumps(reply.body).encode()
+                elif isinstance(reply.body, str):
+                    data = reply.body.encode()
+                else:
+                    data = reply.body or b""
+                data = data.replace(b"{AUTH}", (authorization or "").encode())
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout tests)
+
+            do_GET = _serve
+            do_POST = _serve
+            do_PUT = _serve
+            do_DELETE = _serve
+
+        return Handler
