@@ -143,7 +143,7 @@ def test_output_writes_keys_file_atomically_with_mode_0644(gw: FakeGateway, tmp_
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == CA_LINE + "\n"
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
-    assert CA_FP in proc.stdout and "written to" in proc.stdout
+    assert CA_FP in proc.stdout and "written to" in proc.stdout and "also holds" not in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ca_keys.pub"]  # no temp file left
 
 
@@ -154,6 +154,7 @@ def test_output_keeps_other_keys_and_is_idempotent(gw: FakeGateway, tmp_path: Pa
     first = fetch(gw, "--output", str(out))
     assert first.returncode == 0, first.stderr
     assert out.read_text() == f"# managed by sshd-setup\n{other}\n{CA_LINE}\n"
+    assert f"also holds 1 other CA key(s), still trusted: {_fingerprint(other)}" in first.stdout
     inode = out.stat().st_ino
 
     gw.exists = True

@@ -78,9 +78,13 @@ def fetch(
         typer.echo(ca.key.line())
         _err(f"{ca.key.fingerprint} ({about})")
         return
-    added = _add_key(output, ca.key)
+    added, others = _add_key(output, ca.key)
     state = f"written to {output}" if added else f"already in {output}; file unchanged"
     typer.echo(f"{ca.key.fingerprint} ({about}) {state}")
+    if others:
+        # Keys are never removed (that could lock out another CA's users); say they stay trusted.
+        listed = ", ".join(k.fingerprint for k in others)
+        typer.echo(f"note: {output} also holds {len(others)} other CA key(s), still trusted: {listed}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,20 +125,21 @@ def _read_keys_file(path: Path) -> tuple[str, list[PublicKey]]:
     return text, keys
 
 
-def _add_key(path: Path, key: PublicKey) -> bool:
-    """Add ``key`` unless the file holds it already; return whether the file changed."""
+def _add_key(path: Path, key: PublicKey) -> tuple[bool, list[PublicKey]]:
+    """Add ``key`` unless the file holds it already; return (file changed, the file's other keys)."""
     from sshd_setup.errors import SshdSetupError
 
     text, keys = _read_keys_file(path)  # again: the file may have changed while we waited
-    if any(key.same_key(k) for k in keys):
-        return False
+    others = [k for k in keys if not key.same_key(k)]
+    if len(others) < len(keys):
+        return False, others
     if text and not text.endswith("\n"):
         text += "\n"
     try:
         _atomic_write(_target(path), text + key.line() + "\n")
     except OSError as exc:
         raise SshdSetupError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return True
+    return True, others
 
 
 def _atomic_write(target: Path, text: str, mode: int = 0o644) -> None:
