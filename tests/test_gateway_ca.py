@@ -54,6 +54,14 @@ _BIN = Path(sys.executable).parent / "sshd-setup"
 _CMD = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "sshd_setup"]
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process clients (httpx reads proxy variables) must talk to 127.0.0.1 directly."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
 @pytest.fixture
 def gw() -> Iterator[FakeGateway]:
     server = FakeGateway(TOKEN, ACCOUNT, CA_LINE).start()
