@@ -1,0 +1,89 @@
+"""What is on a host, as gathered in one round trip (or read from a local tree): pure data, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sshd_setup.core.tree import SnapshotEntry, SnapshotSource
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    path: str
+    exists: bool
+    owner: str = ""
+    group: str = ""
+    mode: int = 0
+    is_dir: bool = False
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A systemd unit as `systemctl show` reports it."""
+
+    name: str
+    load_state: str = "not-found"
+    """loaded / not-found / masked"""
+    active_state: str = "inactive"
+    unit_file_state: str = ""
+    """enabled / disabled / static / alias / masked / ''"""
+    listen: tuple[str, ...] = ()
+    """Socket units: their Listen lines (e.g. '[::]:22 (Stream)')."""
+
+    @property
+    def exists(self) -> bool:
+        return self.load_state == "loaded"
+
+    @property
+    def active(self) -> bool:
+        return self.active_state in ("active", "reloading", "activating")
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str
+    uid: int
+    home: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class HostFacts:
+    os_id: str = ""
+    os_like: tuple[str, ...] = ()
+    os_version: str = ""
+    sshd_version_text: str = ""
+    """e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'; '' when unknown (offline lint)."""
+    init: str = "unknown"
+    """systemd / openrc / sysvinit / unknown"""
+    files: dict[str, SnapshotEntry] = field(default_factory=dict)
+    """Config tree files (main + every Include), CA and principals files, keyed by absolute path."""
+    dirs: set[str] = field(default_factory=set)
+    meta: dict[str, FileMeta] = field(default_factory=dict)
+    """Owner/mode of the CA file, principals files and their parent directories (those that exist)."""
+    units: dict[str, UnitState] = field(default_factory=dict)
+    """'ssh.service', 'sshd.service', 'ssh.socket', 'sshd.socket' (only those systemd knows)."""
+    users: dict[str, UserInfo | None] = field(default_factory=dict)
+    """Each user a mapping names: its passwd entry, or None when it does not exist."""
+    socket_dropins: dict[str, str] = field(default_factory=dict)
+    """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
+    complete: bool = True
+    """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
+
+    def source(self) -> SnapshotSource:
+        return SnapshotSource(dict(self.files), set(self.dirs))
+
+    @property
+    def sshd_version(self) -> tuple[int, int] | None:
+        match = re.search(r"OpenSSH_(\d+)\.(\d+)", self.sshd_version_text)
+        return (int(match.group(1)), int(match.group(2))) if match else None
+
+    @property
+    def socket_activated(self) -> bool:
+        """Ubuntu-style: ssh.socket enabled or active, and the service not running on its own."""
+        socket = self.units.get("ssh.socket") or self.units.get("sshd.socket")
+        return bool(socket and socket.exists and (socket.active or socket.unit_file_state == "enabled"))
+
+    def is_family(self, *names: str) -> bool:
+        return self.os_id in names or any(like in names for like in self.os_like)
