@@ -19,7 +19,7 @@ from typing import BinaryIO
 from sshd_setup.sessionlog.crypto import KEY_SIZE, TAG_SIZE, Opener, OpenFailed, Sealer
 from sshd_setup.sessionlog.metadata import ExitData, Metadata, Pty, encode_header, parse_metadata
 from sshd_setup.sessionlog.packets import Fragment, encode_packet, iter_fragments
-from sshd_setup.sessionlog.problems import FormatError
+from sshd_setup.sessionlog.problems import FormatError, WrongKey
 
 MAX_METADATA = 1 << 20  # real headers are a few hundred bytes
 MAX_BLOCK = 64 << 20  # a larger length is corruption; reading it would defeat flat memory
@@ -67,7 +67,7 @@ def iter_plaintext(f: BinaryIO, opener: Opener, offset: int) -> Iterator[bytes]:
             yield opener.open(ciphertext)
         except OpenFailed:
             if index == 0:
-                raise FormatError(
+                raise WrongKey(
                     "cannot decrypt: the private key does not match this capture (or its first block is corrupted)"
                 ) from None
             raise FormatError(f"corrupted: block {index} at byte {offset} fails authentication") from None

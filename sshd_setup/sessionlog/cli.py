@@ -27,10 +27,13 @@ PrivateKeyOption = typer.Option(..., "--key", "-k", help="Private key file writt
 @contextlib.contextmanager
 def _input_errors(capture: Path | None = None, key: Path | None = None) -> Iterator[None]:
     """Turn format, key-file and file-system problems into one-line InputErrors (exit 2)."""
-    from sshd_setup.sessionlog.problems import FormatError, KeyFileError
+    from sshd_setup.sessionlog.problems import FormatError, KeyFileError, WrongKey
 
     try:
         yield
+    except WrongKey as exc:
+        hint = f"; {key} looks like a public key file" if key is not None and key.suffix == ".pub" else ""
+        raise InputError(str(capture), f"{exc}{hint}") from None
     except FormatError as exc:
         raise InputError(str(capture), str(exc)) from None
     except KeyFileError as exc:

@@ -9,3 +9,7 @@ class FormatError(ValueError):
 
 class KeyFileError(ValueError):
     """A key file that does not hold base64 of a 32-byte X25519 key."""
+
+
+class WrongKey(FormatError):
+    """The first block does not open: the private key is not the capture's (or that block is corrupted)."""
