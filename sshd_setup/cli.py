@@ -40,6 +40,105 @@ def render(
     raise typer.Exit(run_render(inventory=inventory, host=host, root=root, diff=diff, out=out))
 
 
+LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y.")
+ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
+JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
+BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
+HostKeyOption = typer.Option(
+    None,
+    "--host-key-checking/--no-host-key-checking",
+    help="Check host keys against known_hosts (default on; ANSIBLE_HOST_KEY_CHECKING=False relaxes it).",
+)
+
+
+@app.command()
+def apply(
+    inventory: Path = InventoryOption,
+    limit: str | None = LimitOption,
+    dry_run: bool = typer.Option(False, "--dry-run", "--check-mode", help="Show findings and diffs; change nothing."),
+    forks: int = ForksOption,
+    allow: list[str] = typer.Option([], "--allow", help="Let a host with this error finding code proceed."),
+    no_reload: bool = typer.Option(False, "--no-reload", help="Write and validate only; do not reload sshd."),
+    as_json: bool = JsonOption,
+    ask_become_pass: bool = BecomeOption,
+    host_key_checking: bool | None = HostKeyOption,
+) -> None:
+    """Converge every host: findings, validate the assembled tree, back up, write atomically, reload, verify."""
+    from sshd_setup.commands.fleet import run_fleet
+
+    raise typer.Exit(
+        run_fleet(
+            inventory=inventory,
+            limit=limit,
+            mode="dry-run" if dry_run else "apply",
+            forks=forks,
+            allow=allow,
+            reload=not no_reload,
+            as_json=as_json,
+            ask_become_pass=ask_become_pass,
+            host_key_checking=host_key_checking,
+        )
+    )
+
+
+@app.command()
+def check(
+    inventory: Path = InventoryOption,
+    limit: str | None = LimitOption,
+    forks: int = ForksOption,
+    allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code."),
+    as_json: bool = JsonOption,
+    ask_become_pass: bool = BecomeOption,
+    host_key_checking: bool | None = HostKeyOption,
+) -> None:
+    """Read-only: gather facts and report findings for every host."""
+    from sshd_setup.commands.fleet import run_fleet
+
+    raise typer.Exit(
+        run_fleet(
+            inventory=inventory,
+            limit=limit,
+            mode="check",
+            forks=forks,
+            allow=allow,
+            reload=False,
+            as_json=as_json,
+            ask_become_pass=ask_become_pass,
+            host_key_checking=host_key_checking,
+        )
+    )
+
+
+@app.command()
+def rollback(
+    inventory: Path = InventoryOption,
+    limit: str | None = LimitOption,
+    to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
+    forks: int = ForksOption,
+    no_reload: bool = typer.Option(False, "--no-reload", help="Restore files only; do not reload sshd."),
+    as_json: bool = JsonOption,
+    ask_become_pass: bool = BecomeOption,
+    host_key_checking: bool | None = HostKeyOption,
+) -> None:
+    """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
+    from sshd_setup.commands.fleet import run_fleet
+
+    raise typer.Exit(
+        run_fleet(
+            inventory=inventory,
+            limit=limit,
+            mode="rollback",
+            forks=forks,
+            allow=[],
+            reload=not no_reload,
+            as_json=as_json,
+            ask_become_pass=ask_become_pass,
+            host_key_checking=host_key_checking,
+            rollback_to=to,
+        )
+    )
+
+
 def main() -> None:
     try:
         app()

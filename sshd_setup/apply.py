@@ -1,0 +1,290 @@
+"""The per-host pipeline: facts (1 round trip) → plan + findings (pure) → apply (1) → guard (new connection).
+
+Every step's failure becomes this host's result; nothing here stops or hides another host.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.plan import Plan, plan_host
+from sshd_setup.core.service import ServicePlan, service_plan
+from sshd_setup.diffing import unified_diff
+from sshd_setup.gather import FactsError, facts_script, parse_facts
+from sshd_setup.inventory import HostEntry
+from sshd_setup.remote import apply_script, rollback_script
+from sshd_setup.report import FileReport, HostResult, Status
+from sshd_setup.templating import environment
+from sshd_setup.transport import CommandResult, ConnectOptions, Transport, Unreachable, connect
+
+GUARD_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    check_only: bool = False
+    reload: bool = True
+    allow: frozenset[str] = frozenset()
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def records(output: str) -> dict[str, list[str]]:
+    """@@KIND rest records of a remote script; OUTPUT blocks decoded."""
+    found: dict[str, list[str]] = {}
+    lines = output.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith("@@"):
+            continue
+        kind, _, rest = line[2:].partition(" ")
+        if kind == "OUTPUT":
+            body: list[str] = []
+            while i < len(lines) and lines[i] != "@@EOF":
+                body.append(lines[i])
+                i += 1
+            i += 1
+            rest = base64.b64decode("".join(body)).decode("utf-8", "replace").strip()
+        found.setdefault(kind, []).append(rest)
+    return found
+
+
+def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.ERROR and f.code not in allow]
+
+
+def assess(entry: HostEntry, output: str) -> tuple[Plan, list[Finding], ServicePlan, list[str]]:
+    """Pure part of a host's run: parse facts, plan, find problems."""
+    from sshd_setup.core.findings import find_problems
+
+    facts, backups = parse_facts(output)
+    plan = plan_host(entry.desired, facts.source(), environment())
+    findings = list(plan.findings)
+    seen = {(f.code, f.path, f.line) for f in findings}
+    for finding in find_problems(entry.desired, facts, plan):
+        if (finding.code, finding.path, finding.line) not in seen:
+            findings.append(finding)
+    return plan, findings, service_plan(facts), backups
+
+
+def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
+    started = time.monotonic()
+    result = HostResult(entry.name, Status.FAILED, "")
+    transport: Transport | None = None
+    try:
+        transport = connect(entry, options.connect)
+        result.connections = 1
+        _pipeline(entry, options, transport, result)
+    except Unreachable as exc:
+        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
+        result.reason = str(exc)
+    except FactsError as exc:
+        result.status, result.reason = Status.FAILED, f"facts: {exc}"
+    except Exception as exc:  # one host's surprise must never stop the others
+        result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        if transport is not None:
+            result.round_trips += transport.round_trips
+            transport.close()
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
+    gathered = transport.run_script(facts_script(entry.desired))
+    if not gathered.ok and "@@END" not in gathered.stdout:
+        result.reason = f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
+        return
+    plan, findings, service, _ = assess(entry, gathered.stdout)
+    result.findings = findings
+    result.files = [FileReport(c.path, c.reason, c.changed, unified_diff(c) if c.changed else "") for c in plan.files]
+    blocking = _blocking(findings, options.allow)
+    if options.check_only:
+        result.status = Status.BLOCKED if blocking else Status.CHECKED
+        result.reason = _blocked_reason(blocking) if blocking else "no error findings"
+        return
+    if blocking:
+        result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
+        return
+    if plan.is_noop:
+        result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
+        return
+    if options.dry_run:
+        result.status = Status.WOULD_CHANGE
+        result.reason = "; ".join(f"{c.path}: {c.reason}" for c in plan.changes)
+        return
+    stamp = timestamp()
+    script = apply_script(
+        timestamp=stamp,
+        keep=entry.desired.backups_keep,
+        reload=options.reload,
+        service=service,
+        main=entry.desired.sshd_config,
+        ca_path=entry.desired.ca_path,
+        directories=plan.directories,
+        files=[(c.path, c.after, c.mode) for c in plan.changes],
+    )
+    applied = transport.run_script(script)
+    found = records(applied.stdout)
+    result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
+    if "FAIL" in found:
+        _report_failure(result, found, applied)
+        return
+    if "END" not in found:
+        result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
+        return
+    changed = ", ".join(c.path for c in plan.changes)
+    if not options.reload:
+        result.status, result.reason = Status.CHANGED, f"written and validated, not reloaded (--no-reload): {changed}"
+        return
+    result.reloaded = True
+    guard = _lockout_guard(entry, options, service)
+    result.connections += 1
+    if guard is None:
+        result.status, result.reason = Status.CHANGED, f"{changed} ({service.reason}); new login verified"
+        return
+    _rollback_after_guard(entry, options, transport, service, result, guard)
+
+
+def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
+    step = found["FAIL"][0]
+    output = (found.get("OUTPUT") or [""])[0]
+    rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
+    if step == "validate":
+        result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
+    elif step == "validate-ca":
+        result.reason = f"ssh-keygen refused the CA file, nothing changed: {_first_line(output)}"
+    elif rolled is not None:
+        result.status = Status.ROLLED_BACK if rolled == "ok" else Status.FAILED
+        state = "sshd is up again" if rolled == "ok" else "sshd is NOT running after the rollback"
+        result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); restored {result.backup}: {state}"
+    else:
+        result.reason = f"{step} failed, nothing changed: {_first_line(output) or _first_line(applied.stderr)}"
+
+
+def _lockout_guard(entry: HostEntry, options: RunOptions, service: ServicePlan) -> str | None:
+    """Open a NEW connection with the same credentials and check sshd; None when fine, else why not."""
+    deadline = time.monotonic() + GUARD_SECONDS
+    problem = "not tried"
+    while time.monotonic() < deadline:
+        try:
+            fresh = connect(entry, options.connect)
+        except Unreachable as exc:  # sshd refuses connections for a few ms after a reload
+            problem = str(exc)
+            time.sleep(0.05)
+            continue
+        try:
+            check = fresh.run_script(f"{service.check}\n")
+        except Unreachable as exc:
+            problem = str(exc)
+            continue
+        finally:
+            fresh.close()
+        if check.ok:
+            return None
+        problem = f"sshd is not active after the reload ({service.check})"
+        time.sleep(0.1)
+    return problem
+
+
+def _rollback_after_guard(
+    entry: HostEntry,
+    options: RunOptions,
+    transport: Transport,
+    service: ServicePlan,
+    result: HostResult,
+    problem: str,
+) -> None:
+    if result.backup is None:
+        result.reason = f"lockout guard failed ({problem}) and no backup name is known"
+        return
+    script = rollback_script(
+        timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=entry.desired.sshd_config
+    )
+    try:
+        restored = transport.run_script(script)
+    except Unreachable as exc:
+        result.reason = f"lockout guard failed ({problem}); rollback impossible: {exc}"
+        return
+    found = records(restored.stdout)
+    again = _lockout_guard(entry, options, service) if "FAIL" not in found else "rollback failed"
+    result.connections += 1
+    if again is None:
+        result.status = Status.ROLLED_BACK
+        result.reason = f"lockout guard failed ({problem}); restored {result.backup} and sshd answers again"
+    else:
+        result.reason = f"lockout guard failed ({problem}); rollback of {result.backup} did not help: {again}"
+
+
+def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> HostResult:
+    """Restore a backup (the latest, or `to`), validated, reloaded, guarded."""
+    started = time.monotonic()
+    result = HostResult(entry.name, Status.FAILED, "")
+    transport: Transport | None = None
+    try:
+        transport = connect(entry, options.connect)
+        result.connections = 1
+        gathered = transport.run_script(facts_script(entry.desired))
+        facts, backups = parse_facts(gathered.stdout)
+        service = service_plan(facts)
+        target = to or (sorted(backups)[-1] if backups else None)
+        if target is None or target not in backups:
+            result.reason = f"no backup {to} on this host" if to else "no backup on this host"
+            return result
+        restored = transport.run_script(
+            rollback_script(
+                timestamp=timestamp(),
+                backup=target,
+                reload=options.reload,
+                service=service,
+                main=entry.desired.sshd_config,
+            )
+        )
+        found = records(restored.stdout)
+        result.backup = target
+        if "FAIL" in found:
+            output = (found.get("OUTPUT") or [""])[0]
+            result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
+            return result
+        if options.reload:
+            problem = _lockout_guard(entry, options, service)
+            result.connections += 1
+            if problem is not None:
+                result.reason = f"restored {target} but the new login failed: {problem}"
+                return result
+        result.status, result.reloaded = Status.CHANGED, options.reload
+        result.reason = f"restored backup {target}" + (" and reloaded" if options.reload else "")
+    except Unreachable as exc:
+        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
+        result.reason = str(exc)
+    except FactsError as exc:
+        result.reason = f"facts: {exc}"
+    finally:
+        if transport is not None:
+            result.round_trips = transport.round_trips
+            transport.close()
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _blocked_reason(blocking: list[Finding]) -> str:
+    first = blocking[0]
+    more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    return f"{first.code}: {first.message}{more}; allow with --allow {first.code} if intended"
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""

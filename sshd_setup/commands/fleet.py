@@ -1,0 +1,126 @@
+"""`apply`, `check` and `rollback` over the inventory: a bounded pool of hosts, a progress display, a summary."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from sshd_setup.apply import RunOptions, rollback_host, run_host
+from sshd_setup.errors import InputError
+from sshd_setup.inventory import HostEntry, load_inventory
+from sshd_setup.output import print_findings, print_warnings
+from sshd_setup.report import HostResult, Status, exit_code, print_summary, to_json
+from sshd_setup.transport import ConnectOptions, host_key_checking_default
+
+
+def parse_allow(values: list[str]) -> frozenset[str]:
+    codes = {code.strip().upper() for value in values for code in value.split(",") if code.strip()}
+    for code in codes:
+        if not code.replace("-", "").isalnum():
+            raise InputError("--allow", f"{code!r} is not a finding code")
+    return frozenset(codes)
+
+
+def connect_options(ask_become_pass: bool, host_key_checking: bool | None) -> ConnectOptions:
+    password = None
+    if ask_become_pass:
+        if not sys.stdin.isatty():
+            raise InputError("--ask-become-pass", "needs a terminal to ask for the password")
+        password = getpass.getpass("BECOME password: ")
+    checking = host_key_checking_default() if host_key_checking is None else host_key_checking
+    return ConnectOptions(host_key_checking=checking, become_password=password)
+
+
+def _run_pool(
+    hosts: list[HostEntry], forks: int, work: Callable[[HostEntry], HostResult], show_progress: bool
+) -> list[HostResult]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if forks < 1:
+        raise InputError("--forks", "must be at least 1")
+    results: dict[str, HostResult] = {}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not show_progress,
+    )
+    with progress, ThreadPoolExecutor(max_workers=min(forks, len(hosts))) as pool:
+        task = progress.add_task("hosts", total=len(hosts))
+        futures = {pool.submit(work, host): host for host in hosts}
+        for future in as_completed(futures):
+            host = futures[future]
+            try:
+                results[host.name] = future.result()
+            except Exception as exc:  # run_host catches everything; this is belt and braces
+                results[host.name] = HostResult(host.name, Status.FAILED, f"internal error: {exc}")
+            progress.advance(task)
+    return [results[host.name] for host in hosts]
+
+
+def run_fleet(
+    *,
+    inventory: Path,
+    limit: str | None,
+    mode: str,
+    forks: int,
+    allow: list[str],
+    reload: bool,
+    as_json: bool,
+    ask_become_pass: bool,
+    host_key_checking: bool | None,
+    rollback_to: str | None = None,
+) -> int:
+    inv = load_inventory(inventory)
+    hosts = inv.select(limit)
+    options = RunOptions(
+        dry_run=mode == "dry-run",
+        check_only=mode == "check",
+        reload=reload,
+        allow=parse_allow(allow),
+        connect=connect_options(ask_become_pass, host_key_checking),
+    )
+    if rollback_to is not None and rollback_to != "latest" and not rollback_to.replace("-", "").isalnum():
+        raise InputError("--to", f"{rollback_to!r} is not a backup name")
+    if not as_json:
+        print_warnings(inv.warnings)
+
+    def work(host: HostEntry) -> HostResult:
+        if mode == "rollback":
+            return rollback_host(host, options, None if rollback_to in (None, "latest") else rollback_to)
+        return run_host(host, options)
+
+    results = _run_pool(hosts, forks, work, show_progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        print(json.dumps(to_json(results, mode), indent=2))
+    else:
+        _print_details(results, mode)
+        title = {
+            "apply": "sshd-setup apply",
+            "dry-run": "sshd-setup apply --dry-run",
+            "check": "sshd-setup check",
+            "rollback": "sshd-setup rollback",
+        }[mode]
+        print_summary(results, title)
+    return exit_code(results)
+
+
+def _print_details(results: list[HostResult], mode: str) -> None:
+    from rich.console import Console
+
+    from sshd_setup.diffing import colour_markup
+
+    console = Console(highlight=False)
+    for result in results:
+        print_findings(result.host, result.findings)
+        if mode == "dry-run":
+            for file in result.files:
+                if file.changed:
+                    console.print(f"[bold]{result.host}[/bold] {file.path}: {file.reason}")
+                    console.print(colour_markup(file.diff))

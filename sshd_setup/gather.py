@@ -1,0 +1,147 @@
+"""Facts in ONE round trip: a POSIX sh script that prints everything plan and findings need.
+
+The script follows sshd's Include lines itself (globs expanded by the remote shell, in C-locale order) so
+the whole tree arrives at once. Output is a stream of `@@KIND args` records; file contents are base64 so
+no byte can be confused with a record. parse_facts() is pure and unit-tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shlex
+
+from sshd_setup.core.desired import Desired
+from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
+from sshd_setup.core.tree import SnapshotEntry
+from sshd_setup.remote import script
+
+VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
+
+
+def facts_script(desired: Desired) -> str:
+    """The one command that gathers facts for this desired state."""
+    extra = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
+    meta: list[str] = []
+    for path in extra:
+        meta.append(path)
+        parent = path.rsplit("/", 1)[0] or "/"
+        while parent not in ("", "/"):
+            if parent not in meta:
+                meta.append(parent)
+            parent = parent.rsplit("/", 1)[0]
+    users = sorted({m.user for m in desired.mappings})
+    header = "\n".join(
+        [
+            f"MAIN={shlex.quote(desired.sshd_config)}",
+            f"EXTRA_FILES={shlex.quote(' '.join(extra))}",
+            f"META_PATHS={shlex.quote(' '.join(meta))}",
+            f"USERS={shlex.quote(' '.join(users))}",
+        ]
+    )
+    return header + "\n" + script("facts.sh")
+
+
+class FactsError(ValueError):
+    """The facts output could not be understood."""
+
+
+def _decode(lines: list[str]) -> str:
+    try:
+        return base64.b64decode("".join(lines), validate=False).decode("utf-8", "surrogateescape")
+    except (binascii.Error, ValueError) as exc:
+        raise FactsError(f"bad base64 in facts: {exc}") from None
+
+
+def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
+    """Parse the facts script's output into HostFacts, plus the names of existing backups."""
+    facts = HostFacts()
+    backups: list[str] = []
+    lines = output.splitlines()
+    if not lines or lines[0] != "@@BEGIN 1":
+        raise FactsError("the facts command printed no facts (is /bin/sh there, does sudo need a password?)")
+    if "@@END" not in lines:
+        raise FactsError("the facts command stopped before its end")
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.startswith("@@"):
+            continue
+        kind, _, rest = line[2:].partition(" ")
+        if kind in ("FILE", "OSRELEASE", "DROPIN", "SYSTEMD"):
+            body: list[str] = []
+            while i < len(lines) and lines[i] != "@@EOF":
+                body.append(lines[i])
+                i += 1
+            i += 1
+            text = _decode(body)
+            if kind == "FILE":
+                facts.files[rest] = SnapshotEntry(text)
+            elif kind == "DROPIN":
+                facts.socket_dropins[rest] = text
+            elif kind == "SYSTEMD":
+                _systemd_units(facts, text)
+            else:
+                _os_release(facts, text)
+        elif kind == "UNREADABLE":
+            facts.files[rest] = SnapshotEntry(None, "permission denied or not a regular file")
+        elif kind == "DIR":
+            facts.dirs.add(rest)
+        elif kind == "SSHDV":
+            facts.sshd_version_text = rest
+        elif kind == "INIT":
+            facts.init = rest.strip()
+        elif kind == "META":
+            parts = rest.split(":", 4)
+            if len(parts) == 5:
+                owner, group, mode, ftype, path = parts
+                if ftype == "missing":
+                    facts.meta[path] = FileMeta(path, exists=False)
+                else:
+                    is_dir = ftype == "directory"
+                    facts.meta[path] = FileMeta(path, True, owner, group, int(mode, 8) if mode.isdigit() else 0, is_dir)
+                    if is_dir:
+                        facts.dirs.add(path)
+        elif kind == "USER":
+            parts = rest.split(" ")
+            if len(parts) >= 3 and parts[1].isdigit():
+                groups = tuple(g for g in (parts[3] if len(parts) > 3 else "").split(",") if g)
+                facts.users[parts[0]] = UserInfo(parts[0], int(parts[1]), parts[2], groups)
+        elif kind == "NOUSER":
+            facts.users[rest] = None
+        elif kind == "BACKUPS":
+            backups = rest.split()
+    return facts, backups
+
+
+def _os_release(facts: HostFacts, text: str) -> None:
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        key, sep, value = raw.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    facts.os_id = values.get("ID", "")
+    facts.os_like = tuple(values.get("ID_LIKE", "").split())
+    facts.os_version = values.get("VERSION_ID", "")
+
+
+def _systemd_units(facts: HostFacts, text: str) -> None:
+    """`systemctl show -p Id -p LoadState ...` of several units: blocks separated by blank lines."""
+    for block in text.split("\n\n"):
+        values: dict[str, list[str]] = {}
+        for raw in block.splitlines():
+            key, sep, value = raw.partition("=")
+            if sep:
+                values.setdefault(key, []).append(value)
+        name = (values.get("Id") or [""])[0]
+        if not name:
+            continue
+        listen = tuple(item for value in values.get("Listen", []) for item in [value.replace(" (Stream)", "")] if item)
+        facts.units[name] = UnitState(
+            name,
+            (values.get("LoadState") or ["not-found"])[0],
+            (values.get("ActiveState") or ["inactive"])[0],
+            (values.get("UnitFileState") or [""])[0],
+            listen,
+        )

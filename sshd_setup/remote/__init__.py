@@ -1,0 +1,79 @@
+"""Shell scripts that run on hosts (POSIX sh), loaded as package data."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from sshd_setup.core.service import ServicePlan
+
+
+def script(name: str) -> str:
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _header(values: dict[str, str]) -> str:
+    import shlex
+
+    return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
+
+
+def apply_script(
+    *,
+    timestamp: str,
+    keep: int,
+    reload: bool,
+    service: ServicePlan,
+    main: str,
+    ca_path: str,
+    directories: tuple[str, ...],
+    files: list[tuple[str, str, int | None]],
+) -> str:
+    """The one command that stages, validates, backs up, installs and reloads.
+
+    files: (absolute path, new text, mode or None to keep the existing file's owner and mode).
+    """
+    import base64
+    import shlex
+
+    parts = [
+        _header(
+            {
+                "TS": timestamp,
+                "KEEP": str(keep),
+                "DO_RELOAD": "1" if reload else "0",
+                "RELOAD": service.reload,
+                "CHECK": service.check,
+                "START": service.start,
+                "MAIN": main,
+                "CA": ca_path,
+            }
+        ),
+        script("apply.sh"),
+    ]
+    for directory in directories:
+        parts.append(f"install -d -m 0755 -o root -g root {shlex.quote(directory)}\n")
+    for path, text, mode in files:
+        encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
+        mode_arg = "-" if mode is None else f"{mode:o}"
+        parts.append(f"stage {shlex.quote(path)} {mode_arg} root root <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
+    parts.append("run_apply\n")
+    return "".join(parts)
+
+
+def rollback_script(*, timestamp: str, backup: str, reload: bool, service: ServicePlan, main: str) -> str:
+    """The one command that restores a backup, validated and reloaded."""
+    import shlex
+
+    header = _header(
+        {
+            "TS": timestamp,
+            "KEEP": "1000",
+            "DO_RELOAD": "1" if reload else "0",
+            "RELOAD": service.reload,
+            "CHECK": service.check,
+            "START": service.start,
+            "MAIN": main,
+            "CA": "",
+        }
+    )
+    return header + script("apply.sh") + f"rollback_to {shlex.quote(backup)}\n"

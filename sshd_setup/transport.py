@@ -1,0 +1,198 @@
+"""How commands reach a host: one SSH connection per host (Fabric/paramiko), or this machine itself.
+
+A command is a shell script sent on standard input to `sh -s` (through sudo when the inventory says
+become), so file contents never travel as command-line arguments and nothing is interpolated into a
+shell string by the remote side.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sshd_setup.errors import SshdSetupError
+from sshd_setup.inventory import HostEntry
+
+
+class Unreachable(SshdSetupError):
+    """The host could not be reached or authenticated; its message is one line."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    host_key_checking: bool = True
+    become_password: str | None = field(default=None, repr=False)
+    connect_timeout: float = 10.0
+    command_timeout: float = 180.0
+
+
+class Transport(Protocol):
+    round_trips: int
+
+    def run_script(self, script: str, timeout: float | None = None) -> CommandResult: ...
+
+    def close(self) -> None: ...
+
+
+def _shell_command(become: bool, password: str | None, user: str | None) -> tuple[str, str]:
+    """The remote command line and the prefix of its stdin (a sudo password, if any)."""
+    if not become or user == "root":
+        return "sh -s", ""
+    if password is None:
+        return "sudo -n -- sh -s", ""
+    return "sudo -S -p '' -- sh -s", password + "\n"
+
+
+def _ssh_option(args: tuple[str, ...], name: str) -> str | None:
+    """The value of `-o Name=value` (or `-o Name value`) in ansible_ssh_common_args."""
+    wanted = name.lower()
+    for index, arg in enumerate(args):
+        option = None
+        if arg == "-o" and index + 1 < len(args):
+            option = args[index + 1]
+        elif arg.startswith("-o") and len(arg) > 2:
+            option = arg[2:]
+        if option is None:
+            continue
+        key, _, value = option.replace("=", " ", 1).partition(" ")
+        if key.lower() == wanted:
+            return value.strip()
+    return None
+
+
+def host_key_checking_default() -> bool:
+    value = os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "true").lower()
+    return value not in ("false", "no", "0", "off")
+
+
+class SshTransport:
+    def __init__(self, entry: HostEntry, options: ConnectOptions) -> None:
+        self.entry = entry
+        self.options = options
+        self.round_trips = 0
+        self._connection: Any = None
+
+    def connect(self) -> SshTransport:
+        import paramiko
+        from fabric import Config, Connection
+
+        entry = self.entry
+        connect_kwargs: dict[str, Any] = {}
+        if entry.key_file:
+            connect_kwargs["key_filename"] = [entry.key_file]
+            connect_kwargs["look_for_keys"] = False
+        config = Config(overrides={"run": {"in_stream": False}, "load_ssh_configs": True})
+        connection = Connection(
+            entry.address,
+            user=entry.user,
+            port=entry.port,
+            config=config,
+            connect_timeout=self.options.connect_timeout,
+            connect_kwargs=connect_kwargs,
+        )
+        client = connection.client
+        checking = self.options.host_key_checking
+        strict = _ssh_option(entry.ssh_args, "StrictHostKeyChecking")
+        if strict is not None and strict.lower() in ("no", "off", "accept-new"):
+            checking = strict.lower() == "accept-new"
+        known = [_ssh_option(entry.ssh_args, "UserKnownHostsFile"), connection.ssh_config.get("userknownhostsfile")]
+        for path in [*(k for k in known if k), "/etc/ssh/ssh_known_hosts"]:
+            for one in str(path).split():
+                file = Path(os.path.expanduser(one))
+                if file.is_file():
+                    client.load_host_keys(str(file))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
+        try:
+            connection.open()
+        except paramiko.BadHostKeyException:
+            raise Unreachable(f"host key of {entry.address} does not match known_hosts: refusing to connect") from None
+        except paramiko.SSHException as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "not found in known_hosts" in text:
+                text += " (add it to known_hosts, or set ANSIBLE_HOST_KEY_CHECKING=False)"
+            raise Unreachable(f"ssh to {entry.address}: {text}") from None
+        except (TimeoutError, OSError) as exc:
+            raise Unreachable(f"ssh to {entry.address}:{entry.port or 22}: {exc.strerror or exc}") from None
+        self._connection = connection
+        return self
+
+    def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        command, prefix = _shell_command(self.entry.become, self.options.become_password, self.entry.user)
+        transport = self._connection.transport
+        self.round_trips += 1
+        try:
+            channel = transport.open_session()
+            channel.settimeout(timeout or self.options.command_timeout)
+            channel.exec_command(command)
+            channel.sendall((prefix + script).encode("utf-8", "surrogateescape"))
+            channel.shutdown_write()
+            stdout, stderr = bytearray(), bytearray()
+            while True:
+                if channel.recv_ready():
+                    stdout += channel.recv(65536)
+                elif channel.recv_stderr_ready():
+                    stderr += channel.recv_stderr(65536)
+                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                else:
+                    time.sleep(0.002)
+            status = channel.recv_exit_status()
+            channel.close()
+        except (OSError, EOFError) as exc:
+            raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
+        return CommandResult(status, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class LocalTransport:
+    """ansible_connection: local — act on this machine without SSH."""
+
+    def __init__(self, entry: HostEntry, options: ConnectOptions) -> None:
+        self.entry = entry
+        self.options = options
+        self.round_trips = 0
+
+    def connect(self) -> LocalTransport:
+        return self
+
+    def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        command, prefix = _shell_command(self.entry.become and os.geteuid() != 0, self.options.become_password, None)
+        self.round_trips += 1
+        proc = subprocess.run(
+            shlex.split(command),
+            input=(prefix + script).encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            timeout=timeout or self.options.command_timeout,
+        )
+        return CommandResult(
+            proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"), proc.stderr.decode("utf-8", "replace")
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def connect(entry: HostEntry, options: ConnectOptions) -> SshTransport | LocalTransport:
+    if entry.is_local:
+        return LocalTransport(entry, options).connect()
+    return SshTransport(entry, options).connect()
