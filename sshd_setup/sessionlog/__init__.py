@@ -8,6 +8,7 @@ Layout, lowest level first:
   packets.py   — the packet stream inside the plaintext: encode, parse block by block into fragments
   capture.py   — capture files: read (header, then decrypt block by block) and write
   transcript.py— what decrypt puts in the ZIP: scriptreplay data/timing or raw per-direction data
+  files.py     — atomic output files (temporary name beside the target, renamed when complete)
   archive.py   — decrypt a capture into a ZIP, streaming, atomically
   replay.py    — play a PTY session at its recorded pace
   summary.py   — metadata and traffic counts for `logs show`

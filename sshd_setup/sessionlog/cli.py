@@ -147,7 +147,13 @@ def show(
 
 @app.command()
 def encrypt(
-    session: Path = typer.Option(..., "--input", "-i", help="Session described as JSON (see sessionspec.py)."),
+    session: Path = typer.Option(
+        ...,
+        "--input",
+        "-i",
+        help='Session as JSON: {"started_at", "pty", "exit_data", '
+        '"packets": [{"source", "elapsed_us", "text" or "base64"}]}.',
+    ),
     key: Path = typer.Option(..., "--key", "-k", help="Public key file (OUTPUT.pub of `logs keygen`)."),
     output: Path = typer.Option(..., "--output", "-o", help="Capture file to write."),
     block_size: int = typer.Option(16384, "--block-size", min=1, max=1 << 24, help="Plaintext bytes per block."),
