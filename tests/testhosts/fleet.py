@@ -265,6 +265,20 @@ class Host:
                 raise HarnessError(f"{self.name}: no SSH banner on {self.address}:22 after {timeout} s")
             time.sleep(0.05)
 
+    def testinfra(self) -> Any:
+        """A pytest-testinfra host for this host over the system ssh client (``ssh://`` backend).
+
+        Unlike ``paramiko://`` (which ignores UserKnownHostsFile and only warns on unknown host
+        keys), this keeps strict host key checking against the fleet's known_hosts.
+        """
+        import testinfra
+
+        cm = self._fleet._state.cm_dir
+        # testinfra %-formats its command line, hence %%C for ssh's %C.
+        return testinfra.get_host(
+            f"ssh://{self.name}", ssh_config=str(self._fleet.ssh_config_path), controlpath=f"{cm}/ti-%%C"
+        )
+
     def run_nsenter(self, cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run CMD inside the container WITHOUT SSH (nsenter into its namespaces), as its root.
 
@@ -445,11 +459,16 @@ class Fleet:
         with self._lock:
             sysx.write_atomic(_state_file(self.id), json.dumps(asdict(self._state), indent=1) + "\n")
 
-    def detach(self) -> None:
-        """Leave the fleet running after this process exits (the CLI's `up`); `down` stops it later."""
+    def detach(self, owner_pid: int | None = None) -> None:
+        """Leave the fleet running after this process exits; `down` stops it later.
+
+        OWNER_PID (e.g. the shell that ran `python -m tests.testhosts up`) becomes the fleet's owner:
+        `down --all` leaves the fleet alone while that process lives (unless forced).
+        """
+        owner = sysx.proc_stat(owner_pid) if owner_pid else None
         with self._lock:
-            self._state.owner_pid = None
-            self._state.owner_starttime = None
+            self._state.owner_pid = owner.pid if owner else None
+            self._state.owner_starttime = owner.starttime if owner else None
             self._save()
         with _LIVE_LOCK:
             _LIVE.pop(self.id, None)
@@ -516,6 +535,8 @@ class Fleet:
                 raise HarnessError("no free fleet slot (254 in use?); see `python -m tests.testhosts list`")
             created = workdir is None
             wd = (sd / f"fleet-{k}") if workdir is None else Path(workdir).resolve()
+            if (wd / "hosts").exists() or (wd / "inventory.yml").exists():
+                raise HarnessError(f"{wd} already holds a fleet; `python -m tests.testhosts down {wd}` first")
             state = _FleetState(
                 id=k,
                 bridge=f"{BRIDGE_PREFIX}{k}",

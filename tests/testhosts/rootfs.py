@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.testhosts._paths import SUITES, cache_dir
-from tests.testhosts._system import HarnessError, file_lock, sh, write_atomic
+from tests.testhosts._system import HarnessError, file_lock, sh, unmount_all_under, write_atomic
 
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "procps")
 
@@ -68,13 +69,17 @@ def ensure_rootfs(suite: str, *, log: bool = True) -> Path:
     with file_lock(cache_dir() / f"{suite}.lock"):
         if (top / "READY").is_file():  # another builder finished while we waited
             return root
-        if top.exists():
-            shutil.rmtree(top)  # half-built: start over
+        if top.exists():  # half-built: start over, but never delete through a mount (proc, sys, dev)
+            unmount_all_under(top)
+            shutil.rmtree(top)
         top.mkdir(parents=True)
         started = time.monotonic()
         if log:
             print(f"testhosts: building {suite} base rootfs in {top} (about a minute)...", file=sys.stderr)
-        _debootstrap(suite, root, top / "debootstrap.log")
+        try:
+            _debootstrap(suite, root, top / "debootstrap.log")
+        finally:
+            unmount_all_under(root)  # an interrupted debootstrap leaves proc/sys mounted inside
         _customise(root)
         seconds = time.monotonic() - started
         write_atomic(top / "READY", f"suite={suite}\nrecipe={recipe_id()}\nbuild_seconds={seconds:.1f}\n")
@@ -98,8 +103,6 @@ def _debootstrap(suite: str, root: Path, logfile: Path) -> None:
     # No mirror argument on purpose: debootstrap's own default is used.
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", suite, str(root)]
     with open(logfile, "w") as out:
-        import subprocess
-
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-15:]
