@@ -63,7 +63,20 @@ def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR and f.code not in allow]
 
 
-def assess(entry: HostEntry, output: str) -> tuple[Plan, list[Finding], ServicePlan, list[str]]:
+@dataclass(frozen=True)
+class Assessment:
+    plan: Plan
+    findings: list[Finding]
+    service: ServicePlan
+    backups: list[str]
+    users_to_create: tuple[str, ...]
+
+    @property
+    def is_noop(self) -> bool:
+        return self.plan.is_noop and not self.users_to_create
+
+
+def assess(entry: HostEntry, output: str) -> Assessment:
     """Pure part of a host's run: parse facts, plan, find problems."""
     from sshd_setup.core.findings import find_problems
 
@@ -74,7 +87,9 @@ def assess(entry: HostEntry, output: str) -> tuple[Plan, list[Finding], ServiceP
     for finding in find_problems(entry.desired, facts, plan):
         if (finding.code, finding.path, finding.line) not in seen:
             findings.append(finding)
-    return plan, findings, service_plan(facts), backups
+    missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
+    create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
+    return Assessment(plan, findings, service_plan(facts), backups, create)
 
 
 def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
@@ -105,7 +120,8 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
         return
-    plan, findings, service, _ = assess(entry, gathered.stdout)
+    assessment = assess(entry, gathered.stdout)
+    plan, findings, service = assessment.plan, assessment.findings, assessment.service
     result.findings = findings
     result.files = [FileReport(c.path, c.reason, c.changed, unified_diff(c) if c.changed else "") for c in plan.files]
     blocking = _blocking(findings, options.allow)
@@ -116,12 +132,13 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
     if blocking:
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
         return
-    if plan.is_noop:
+    result.users_created = list(assessment.users_to_create)
+    if assessment.is_noop:
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
         return
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
-        result.reason = "; ".join(f"{c.path}: {c.reason}" for c in plan.changes)
+        result.reason = _change_summary(plan, assessment.users_to_create)
         return
     stamp = timestamp()
     script = apply_script(
@@ -133,6 +150,7 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         ca_path=entry.desired.ca_path,
         directories=plan.directories,
         files=[(c.path, c.after, c.mode) for c in plan.changes],
+        users=assessment.users_to_create,
     )
     applied = transport.run_script(script)
     found = records(applied.stdout)
@@ -143,7 +161,10 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
     if "END" not in found:
         result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
         return
-    changed = ", ".join(c.path for c in plan.changes)
+    changed = _change_summary(plan, assessment.users_to_create)
+    if not plan.changes:
+        result.status, result.reason = Status.CHANGED, f"{changed} (no file changed: no reload needed)"
+        return
     if not options.reload:
         result.status, result.reason = Status.CHANGED, f"written and validated, not reloaded (--no-reload): {changed}"
         return
@@ -275,6 +296,12 @@ def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> Host
             transport.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
+    parts = [f"create user {user} (mapped; create_users is on)" for user in users]
+    parts += [f"{c.path}: {c.reason}" for c in plan.changes]
+    return "; ".join(parts)
 
 
 def _blocked_reason(blocking: list[Finding]) -> str:

@@ -381,9 +381,7 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
 
     def read_keys_file(name: str) -> tuple[str, str]:
         origin = setting_where.get("ca_keys_file", where)
-        origin_file = Path(origin.split(": ", 1)[0].rsplit(":", 1)[0])
-        base = origin_file.parent if origin_file.exists() else path.parent
-        file = (base / name) if not os.path.isabs(name) else Path(name)
+        file = Path(name) if os.path.isabs(name) else path.parent / name
         try:
             return file.read_text(encoding="utf-8"), f"{origin}.ca_keys_file ({file})"
         except FileNotFoundError:

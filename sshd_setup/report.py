@@ -50,6 +50,7 @@ class HostResult:
     findings: list[Finding] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     backup: str | None = None
+    users_created: list[str] = field(default_factory=list)
     reloaded: bool = False
     round_trips: int = 0
     connections: int = 0
@@ -64,6 +65,7 @@ class HostResult:
             "findings": [f.to_json() for f in self.findings],
             "files": [vars(f) for f in self.files],
             "backup": self.backup,
+            "users_created": self.users_created,
             "reloaded": self.reloaded,
             "round_trips": self.round_trips,
             "connections": self.connections,

@@ -27,6 +27,7 @@ def apply_script(
     ca_path: str,
     directories: tuple[str, ...],
     files: list[tuple[str, str, int | None]],
+    users: tuple[str, ...] = (),
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
@@ -50,6 +51,8 @@ def apply_script(
         ),
         script("apply.sh"),
     ]
+    for user in users:
+        parts.append(f"ensure_user {shlex.quote(user)}\n")
     for directory in directories:
         parts.append(f"install -d -m 0755 -o root -g root {shlex.quote(directory)}\n")
     for path, text, mode in files:

@@ -84,8 +84,17 @@ rollback_now() {
   if wait_active; then r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
 }
 
+# ensure_user NAME: create a mapped Unix user (password disabled, with a home); never deletes users.
+ensure_user() {
+  getent passwd "$1" >/dev/null 2>&1 && return 0
+  if command -v useradd >/dev/null 2>&1; then out=$(useradd -m -U -s /bin/sh -- "$1" 2>&1)
+  else out=$(adduser -D -s /bin/sh "$1" 2>&1); fi || fail user "cannot create user $1: $out"
+  r "USER created $1"
+}
+
 run_apply() {
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
+  [ -n "$STAGED" ] || DO_RELOAD=0
   validate
   backup
   install_staged
