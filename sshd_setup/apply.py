@@ -138,7 +138,7 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         return
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
-        result.reason = _change_summary(plan, assessment.users_to_create)
+        result.reason = "would " + _change_summary(plan, assessment.users_to_create)
         return
     stamp = timestamp()
     script = apply_script(
@@ -163,7 +163,7 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         return
     changed = _change_summary(plan, assessment.users_to_create)
     if not plan.changes:
-        result.status, result.reason = Status.CHANGED, f"{changed} (no file changed: no reload needed)"
+        result.status, result.reason = Status.CHANGED, f"{changed}; no file changed, no reload needed"
         return
     if not options.reload:
         result.status, result.reason = Status.CHANGED, f"written and validated, not reloaded (--no-reload): {changed}"
@@ -172,7 +172,7 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
     guard = _lockout_guard(entry, options, service)
     result.connections += 1
     if guard is None:
-        result.status, result.reason = Status.CHANGED, f"{changed} ({service.reason}); new login verified"
+        result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}; new login verified"
         return
     _rollback_after_guard(entry, options, transport, service, result, guard)
 
@@ -299,9 +299,12 @@ def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> Host
 
 
 def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
-    parts = [f"create user {user} (mapped; create_users is on)" for user in users]
-    parts += [f"{c.path}: {c.reason}" for c in plan.changes]
-    return "; ".join(parts)
+    parts = []
+    if plan.changes:
+        parts.append(f"write {len(plan.changes)} file(s)")
+    if users:
+        parts.append(f"create user(s) {', '.join(users)}")
+    return " and ".join(parts)
 
 
 def _blocked_reason(blocking: list[Finding]) -> str:

@@ -51,11 +51,17 @@ class HostResult:
     files: list[FileReport] = field(default_factory=list)
     backup: str | None = None
     users_created: list[str] = field(default_factory=list)
+    """Users created (apply) or that would be (dry-run)."""
     reloaded: bool = False
     round_trips: int = 0
     connections: int = 0
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
+
+    def detail_lines(self) -> list[str]:
+        lines = [f"{file.path}: {file.reason}" for file in self.files if file.changed]
+        lines += [f"user {user}: created (mapped; create_users is on)" for user in self.users_created]
+        return lines
 
     def to_json(self) -> dict[str, Any]:
         return {

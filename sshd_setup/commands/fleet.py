@@ -113,14 +113,18 @@ def run_fleet(
 
 def _print_details(results: list[HostResult], mode: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from sshd_setup.diffing import colour_markup
+    from sshd_setup.report import Status
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for result in results:
         print_findings(result.host, result.findings)
+        if result.status in (Status.CHANGED, Status.WOULD_CHANGE) and mode != "rollback":
+            for line in result.detail_lines():
+                console.print(f"[bold]{escape(result.host)}[/bold] {escape(line)}")
         if mode == "dry-run":
             for file in result.files:
                 if file.changed:
-                    console.print(f"[bold]{result.host}[/bold] {file.path}: {file.reason}")
                     console.print(colour_markup(file.diff))

@@ -67,7 +67,7 @@ class Plan:
         return tuple(f for f in self.findings if f.severity is Severity.ERROR)
 
     def noop_reason(self) -> str:
-        return "every managed file already matches the inventory: " + ", ".join(f.path for f in self.files)
+        return f"every managed file already matches the inventory ({len(self.files)} checked)"
 
 
 @dataclass

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: set up (idempotent), then lint, type-check and run every test: unit and property
+# tests, the sshd oracle (the real sshd judges planned trees), and integration tests on real container
+# hosts (systemd-nspawn + systemd + sshd, real certificate logins). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== ruff"
+.venv/bin/ruff check sshd_setup tests benchmarks
+.venv/bin/ruff format --check sshd_setup tests benchmarks
+echo "== mypy (strict on sshd_setup/)"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest -p no:cacheprovider "$@"
