@@ -1,0 +1,107 @@
+"""Facts parsing and the reload decision (pure), plus the facts script run for real on this machine."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+
+from sshd_setup.core.facts import HostFacts, UnitState
+from sshd_setup.core.service import service_plan
+from sshd_setup.gather import FactsError, facts_script, parse_facts
+from tests.helpers import desired_from
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+OS_RELEASE = 'ID=rocky\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n'
+SYSTEMD = (
+    "Id=ssh.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n\n"
+    "Id=sshd.service\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n"
+    "Listen=[::]:22 (Stream)\nId=sshd.socket\nLoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n"
+)
+MAIN = "Include /etc/ssh/sshd_config.d/*.conf\n"
+SAMPLE = f"""@@BEGIN 1
+@@OSRELEASE
+{b64(OS_RELEASE)}
+@@EOF
+@@SSHDV OpenSSH_8.7p1, OpenSSL 3.0.7 1 Nov 2022
+@@INIT systemd
+@@SYSTEMD
+{b64(SYSTEMD)}
+@@EOF
+@@FILE /etc/ssh/sshd_config
+{b64(MAIN)}
+@@EOF
+@@UNREADABLE /etc/ssh/sshd_config.d/secret.conf
+@@DIR /etc/ssh/principals
+@@META root:root:644:regular file:/etc/ssh/ca.pub
+@@META root:wheel:775:directory:/etc/ssh/principals
+@@META -:-:-:missing:/etc/ssh/vm list.txt
+@@USER johndoe 1001 /home/johndoe johndoe,wheel
+@@NOUSER ops
+@@BACKUPS 20261101T101010Z 20261102T101010Z
+@@END
+"""
+
+
+def test_parse_facts_reads_every_record() -> None:
+    facts, backups = parse_facts(SAMPLE)
+    assert (facts.os_id, facts.os_like, facts.sshd_version) == ("rocky", ("rhel", "centos", "fedora"), (8, 7))
+    assert facts.units["sshd.service"].active and not facts.units["ssh.service"].exists
+    assert facts.units["sshd.socket"].listen == ("[::]:22",)
+    assert facts.files["/etc/ssh/sshd_config"].text == "Include /etc/ssh/sshd_config.d/*.conf\n"
+    assert facts.files["/etc/ssh/sshd_config.d/secret.conf"].text is None
+    assert facts.meta["/etc/ssh/principals"].mode == 0o775 and facts.meta["/etc/ssh/principals"].group == "wheel"
+    assert not facts.meta["/etc/ssh/vm list.txt"].exists
+    assert facts.users["johndoe"] is not None and facts.users["johndoe"].groups == ("johndoe", "wheel")
+    assert facts.users["ops"] is None
+    assert backups == ["20261101T101010Z", "20261102T101010Z"]
+
+
+def test_truncated_facts_are_an_error() -> None:
+    for broken in ("", "hello\n", SAMPLE.replace("@@END\n", "")):
+        try:
+            parse_facts(broken)
+        except FactsError:
+            continue
+        raise AssertionError(f"accepted {broken[:20]!r}")
+
+
+def test_facts_script_runs_on_this_machine_and_parses() -> None:
+    desired = desired_from({"principals": [{"user": "root", "principals": ["x"], "file": "/etc/ssh/p/root"}]})
+    proc = subprocess.run(["sh", "-s"], input=facts_script(desired), capture_output=True, text=True, timeout=60)
+    facts, _ = parse_facts(proc.stdout)
+    assert facts.os_id  # this machine's os-release
+    assert facts.users["root"] is not None and facts.users["root"].uid == 0
+    assert "/etc/ssh/ca.pub" in facts.meta and "/etc/ssh/p" in facts.meta
+
+
+def unit(name: str, load: str = "loaded", active: str = "active", state: str = "enabled") -> UnitState:
+    return UnitState(name, load, active, state)
+
+
+def test_reload_decision_by_distribution_and_units() -> None:
+    debian = HostFacts(os_id="debian", init="systemd", units={"ssh.service": unit("ssh.service")})
+    assert service_plan(debian).reload == "systemctl reload ssh.service"
+    rhel = HostFacts(os_id="rocky", os_like=("rhel",), init="systemd", units={"sshd.service": unit("sshd.service")})
+    assert service_plan(rhel).reload == "systemctl reload sshd.service"
+    ubuntu_socket = HostFacts(
+        os_id="ubuntu",
+        init="systemd",
+        units={
+            "ssh.service": unit("ssh.service", active="inactive", state="disabled"),
+            "ssh.socket": unit("ssh.socket"),
+        },
+    )
+    plan = service_plan(ubuntu_socket)
+    assert plan.reload.startswith("if systemctl is-active --quiet ssh.service; then")
+    assert plan.check == "systemctl is-active --quiet ssh.socket"
+    assert "restart" not in plan.reload
+    alpine = HostFacts(os_id="alpine", init="openrc")
+    assert service_plan(alpine).reload == "rc-service sshd reload"
+    old_debian = HostFacts(os_id="debian", init="sysvinit")
+    assert service_plan(old_debian).reload == "service ssh reload"
+    suse = HostFacts(os_id="opensuse-tumbleweed", os_like=("opensuse", "suse"), init="sysvinit")
+    assert service_plan(suse).reload == "service sshd reload"
