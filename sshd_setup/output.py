@@ -18,14 +18,14 @@ def print_warnings(warnings: Iterable[str]) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
-def print_findings(host: str, findings: Iterable[Finding]) -> None:
+def print_findings(host: str, findings: Iterable[Finding], *, stderr: bool = True) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     findings = list(findings)
     if not findings:
         return
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
     console.print(f"[bold]{escape(host)}[/bold]")
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     for finding in sorted(findings, key=lambda f: (order[f.severity], f.path, f.line)):
@@ -34,3 +34,12 @@ def print_findings(host: str, findings: Iterable[Finding]) -> None:
         console.print(f"  [{style}]{finding.severity.value} {finding.code}[/{style}]{where}: {escape(finding.message)}")
         if finding.hint:
             console.print(f"      hint: {escape(finding.hint)}")
+
+
+def finding_counts(findings: Iterable[Finding]) -> str:
+    """'2 errors, 1 warning, 0 info' for a summary line."""
+    findings = list(findings)
+    errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+    warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
+    infos = len(findings) - errors - warnings
+    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}, {infos} info"
