@@ -107,52 +107,52 @@ def test_hosts_are_isolated_and_have_their_own_host_keys(mixed: Fleet) -> None:
         assert "default" not in routes, routes
 
 
-def _proc_alive(pid: int, starttime: str) -> bool:
+def _starttime(pid: int | str) -> str | None:
+    """Field 22 of /proc/PID/stat, or None if PID is gone or a zombie."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
+        return None
     fields = stat[stat.rindex(")") + 2 :].split()
-    return fields[0] not in ("Z", "X") and fields[19] == starttime
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def _snapshot(fleet: Fleet) -> dict[str, object]:
-    pids: dict[int, str] = {}
-    for cg in fleet.cgroup_paths:
-        for dirpath, _dirs, files in os.walk(cg):
-            if "cgroup.procs" in files:
-                for pid in Path(dirpath, "cgroup.procs").read_text().split():
-                    stat = Path(f"/proc/{pid}/stat").read_text()
-                    pids[int(pid)] = stat[stat.rindex(")") + 2 :].split()[19]
-    return {"pids": pids}
+def _processes_in(cgroups: list[Path]) -> dict[int, str]:
+    """Every process in these cgroup trees, with its start time (to tell a reused PID apart)."""
+    found = {}
+    for cg in cgroups:
+        for procs in cg.rglob("cgroup.procs"):
+            for pid in procs.read_text().split():
+                start = _starttime(pid)
+                if start is not None:
+                    found[int(pid)] = start
+    return found
 
 
 def test_down_leaves_no_process_mount_bridge_or_cgroup(mixed: Fleet) -> None:
-    # Last test of the module: it stops the module's fleet itself.
+    # Last test of the module: it stops the module's fleet itself, then looks for anything left.
     workdir = str(mixed.workdir)
-    nspawn_pids = [h.pid for h in mixed.hosts]
     cm_dir = f"{state_dir()}/cm{mixed.id}/"
-    snap = _snapshot(mixed)
-    pids = snap["pids"]
-    assert isinstance(pids, dict)
-    # Every container is in its own cgroup, and they hold the containers' systemd and sshd.
-    assert {p for p in nspawn_pids if p is not None} <= set(pids)
-    assert len(pids) > 4 * len(MIXED)
-    assert any(Path(cg, f"t{mixed.id}h2").is_dir() for cg in mixed.cgroup_paths)
-    mixed.host("deb1").run("true")  # make sure a ControlMaster exists, to see it stopped too
+    mixed.host("deb1").run("true")  # make sure a ControlMaster runs, to see it stopped too
+    procs = _processes_in(mixed.cgroup_paths)
+    # Each container has its own cgroup, holding its nspawn, systemd, journald, sshd...
+    assert {h.pid for h in mixed.hosts} <= set(procs)
+    assert len(procs) > 4 * len(MIXED)
+    for root in mixed.cgroup_paths:
+        assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(
+            f"t{mixed.id}h{i + 2}" for i in range(len(MIXED))
+        )
 
     started = time.monotonic()
     mixed.down()
     took = time.monotonic() - started
 
-    alive = [p for p, start in pids.items() if _proc_alive(p, start)]
-    assert alive == [], f"processes survived: {alive}"
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert f" {workdir}/" not in mounts
+    assert [p for p, start in procs.items() if _starttime(p) == start] == [], "processes survived"
+    assert f" {workdir}/" not in Path("/proc/self/mountinfo").read_text()
     links = os.listdir("/sys/class/net")
     assert mixed.bridge not in links
-    assert not [link for link in links if link.startswith(f"vb-t{mixed.id}h")]
-    assert not [cg for cg in mixed.cgroup_paths if cg.exists()]
+    assert [link for link in links if link.startswith(f"vb-t{mixed.id}h")] == []
+    assert [cg for cg in mixed.cgroup_paths if cg.exists()] == []
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -161,7 +161,7 @@ def test_down_leaves_no_process_mount_bridge_or_cgroup(mixed: Fleet) -> None:
             continue
         if workdir in cmd or cm_dir in cmd:
             leftovers.append(cmd)
-    assert leftovers == []
+    assert leftovers == [], "processes of the fleet (e.g. ssh ControlMasters) survived"
     assert not Path(workdir).exists()
     assert not (state_dir() / f"fleet-{mixed.id}.json").exists()
     assert took < 30
