@@ -1,0 +1,253 @@
+"""`sshd-setup verify`: run the testinfra verification suite (sshd_setup/verification) against the inventory.
+
+pytest runs in this process with the suite's own pytest.ini (the caller's pytest configuration does not
+apply) and no terminal output of its own; a collector turns its reports into per-host results: pass/fail,
+every failing check with its one-line reason, a summary, --json. Exit codes from sshd_setup.exitcodes:
+0 every check on every host passed, 1 any check failed or a host was unreachable, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sshd_setup import exitcodes
+from sshd_setup.errors import InputError
+from sshd_setup.inventory import load_inventory
+from sshd_setup.output import print_warnings
+
+SUITE_DIR = Path(__file__).resolve().parent.parent / "verification"
+PASSED, FAILED, UNREACHABLE = "passed", "failed", "unreachable"
+
+
+@dataclass
+class CheckResult:
+    check: str
+    status: str
+    """passed / failed / error / skipped"""
+    reason: str = ""
+    description: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status,
+            "reason": self.reason,
+            "description": self.description,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class HostVerification:
+    host: str
+    checks: list[CheckResult] = field(default_factory=list)
+    unreachable: str | None = None
+
+    @property
+    def failing(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status in ("failed", "error")]
+
+    @property
+    def status(self) -> str:
+        if self.unreachable is not None:
+            return UNREACHABLE
+        if not self.checks:
+            return FAILED  # nothing ran: never report an unverified host as passing
+        return FAILED if self.failing else PASSED
+
+    @property
+    def reason(self) -> str:
+        if self.unreachable is not None:
+            return self.unreachable
+        if not self.checks:
+            return "no check ran for this host"
+        if self.failing:
+            first = self.failing[0]
+            more = f" (+{len(self.failing) - 1} more failing check(s))" if len(self.failing) > 1 else ""
+            return f"{first.check}: {first.reason}{more}"
+        return f"all {len(self.checks)} checks passed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status,
+            "reason": self.reason,
+            "checks": [c.to_json() for c in self.checks],
+            "failed": [c.check for c in self.failing],
+            "seconds": round(sum(c.seconds for c in self.checks), 3),
+        }
+
+
+class Collector:
+    """pytest plugin object: gathers the reports of the suite's checks, per host."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = {name: HostVerification(name) for name in hosts}
+        self.problems: list[str] = []
+        self._seen: dict[tuple[str, str], CheckResult] = {}
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        props = dict(report.user_properties)
+        host = props.get("sshd_setup_host")
+        if host is None or host not in self.hosts:
+            return
+        key = (host, props["sshd_setup_check"])
+        result = self._seen.get(key)
+        if result is None:
+            result = CheckResult(props["sshd_setup_check"], PASSED, description=props.get("sshd_setup_description", ""))
+            self._seen[key] = result
+            self.hosts[host].checks.append(result)
+        result.seconds += float(getattr(report, "duration", 0.0))
+        if report.passed or result.status in ("failed", "error"):
+            return
+        reason = str(props.get("sshd_setup_reason", ""))
+        if report.skipped:
+            result.status, result.reason = "skipped", reason
+        elif report.when == "call":
+            result.status, result.reason = "failed", reason
+        else:
+            result.status, result.reason = "error", reason
+            if reason.startswith("unreachable: "):
+                self.hosts[host].unreachable = reason.removeprefix("unreachable: ")
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            text = report.longreprtext.strip().splitlines()
+            self.problems.append(f"{report.nodeid or 'collection'}: {text[-1] if text else 'failed'}")
+
+    def pytest_internalerror(self, excrepr: Any) -> None:
+        self.problems.append(f"internal error: {str(excrepr).strip().splitlines()[-1]}")
+
+
+def _require_pytest() -> None:
+    try:
+        import pytest  # noqa: F401
+        import testinfra  # noqa: F401
+    except ImportError as exc:
+        raise InputError(
+            "verify", f"needs pytest and pytest-testinfra ({exc.name} is missing): pip install 'sshd-setup[test]'"
+        ) from None
+
+
+def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_checking: bool | None) -> list[str]:
+    args = [
+        str(SUITE_DIR),
+        "-c",
+        str(SUITE_DIR / "pytest.ini"),
+        "--rootdir",
+        str(SUITE_DIR),
+        "-p",
+        "sshd_setup.verification.plugin",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:xdist",
+        "-p",
+        "no:randomly",
+        "--sshd-setup-inventory",
+        str(inventory.resolve()),
+    ]
+    if limit:
+        args += ["--sshd-setup-limit", limit]
+    for code in allow:
+        args += ["--sshd-setup-allow", code]
+    if host_key_checking is not None:
+        args += ["--sshd-setup-host-key-checking", "yes" if host_key_checking else "no"]
+    return args
+
+
+def run_verify(
+    inventory: Path,
+    limit: str | None,
+    as_json: bool,
+    *,
+    allow: list[str] | None = None,
+    host_key_checking: bool | None = None,
+) -> int:
+    """Verify every selected host against the inventory; print per-host results; return the exit code."""
+    inv = load_inventory(inventory)  # bad inventory or --limit: InputError (exit 2) before pytest starts
+    hosts = inv.select(limit)
+    allow = allow or []
+    for value in allow:
+        for code in value.split(","):
+            if code.strip() and not code.strip().replace("-", "").isalnum():
+                raise InputError("--allow", f"{code.strip()!r} is not a finding code")
+    _require_pytest()
+    import pytest
+
+    if not as_json:
+        print_warnings(inv.warnings)
+    collector = Collector([h.name for h in hosts])
+    started = time.monotonic()
+    pytest_code = int(pytest.main(pytest_args(inventory, limit, allow, host_key_checking), plugins=[collector]))
+    seconds = time.monotonic() - started
+    results = list(collector.hosts.values())
+    if pytest_code not in (0, 1) and not collector.problems:
+        collector.problems.append(f"pytest exited {pytest_code} (usage error or interrupted)")
+    ok = all(r.status == PASSED for r in results) and not collector.problems
+    exit_code = exitcodes.OK if ok else exitcodes.HOST_FAILURES
+    if as_json:
+        print(json.dumps(to_json(results, collector.problems, exit_code, seconds), indent=2))
+    else:
+        print_results(results, collector.problems, seconds)
+    return exit_code
+
+
+def summary(results: list[HostVerification]) -> dict[str, int]:
+    counts = {PASSED: 0, FAILED: 0, UNREACHABLE: 0}
+    for result in results:
+        counts[result.status] += 1
+    return counts
+
+
+def to_json(results: list[HostVerification], problems: list[str], exit_code: int, seconds: float) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "mode": "verify",
+        "exit_code": exit_code,
+        "summary": {**summary(results), "hosts": len(results), "seconds": round(seconds, 3)},
+        "problems": problems,
+        "hosts": [r.to_json() for r in results],
+    }
+
+
+_STYLE = {PASSED: "green", FAILED: "bold red", UNREACHABLE: "magenta"}
+
+
+def print_results(results: list[HostVerification], problems: list[str], seconds: float) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    for result in results:
+        style = _STYLE[result.status]
+        if result.status == UNREACHABLE:
+            console.print(f"[{style}]UNREACHABLE[/{style}] [bold]{escape(result.host)}[/bold]: {escape(result.reason)}")
+            continue
+        passed = sum(1 for c in result.checks if c.status == PASSED)
+        word = "PASS" if result.status == PASSED else "FAIL"
+        console.print(
+            f"[{style}]{word}[/{style}] [bold]{escape(result.host)}[/bold] ({passed}/{len(result.checks)} checks)"
+        )
+        for check in result.failing:
+            console.print(f"  [red]✗ {escape(check.check)}[/red]: {escape(check.reason)}")
+    for problem in problems:
+        console.print(f"[bold red]error[/bold red]: {escape(problem)}")
+    table = Table(title="sshd-setup verify", title_justify="left")
+    table.add_column("host")
+    table.add_column("status")
+    table.add_column("reason", overflow="fold")
+    for result in results:
+        style = _STYLE[result.status]
+        table.add_row(escape(result.host), f"[{style}]{result.status}[/{style}]", escape(result.reason))
+    console.print(table)
+    counts = summary(results)
+    console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n) + f" in {seconds:.1f} s")
