@@ -131,7 +131,8 @@ def _socket_facts(source: _RecordingSource, facts: HostFacts) -> None:
     """An enabled ssh.socket (Ubuntu >= 22.10) with the ListenStream lines of its unit and drop-ins."""
     inner = source.inner
     for unit in ("ssh.socket", "sshd.socket"):
-        enabled = inner.local(f"/etc/systemd/system/sockets.target.wants/{unit}").exists()
+        wants = inner.local(f"/etc/systemd/system/sockets.target.wants/{unit}")
+        enabled = wants.is_symlink() or wants.exists()  # an absolute link points into the host, not ROOT
         unit_text = next(
             (text for d in SOCKET_UNIT_DIRS if (text := _read_local(inner, f"{d}/{unit}")) is not None), None
         )
@@ -236,12 +237,32 @@ def _desired_for(inventory: Path | None, host: str | None) -> tuple[Desired | No
     return entry.desired, list(entry.desired.warnings)
 
 
-def lint_findings(*, root: Path, main: str | None = None, desired: Desired | None = None) -> tuple[str, list[Finding]]:
-    """(main path, findings) for a local tree: the plan's own findings, then the pre-flight ones."""
+def local_sshd_version() -> str:
+    """`sshd -V` of this machine (for linting '/'), or '' when there is none."""
+    import shutil
+    import subprocess
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    try:
+        proc = subprocess.run([sshd, "-V"], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    first = (proc.stderr or proc.stdout).strip().splitlines()
+    return first[0] if first and first[0].startswith("OpenSSH_") else ""
+
+
+def lint_findings(
+    *, root: Path, main: str | None = None, desired: Desired | None = None, sshd_version: str = ""
+) -> tuple[str, list[Finding]]:
+    """(main path, findings) for a local tree: the plan's own findings, then the pre-flight ones.
+
+    sshd_version ('OpenSSH_9.2p1 ...') makes version-dependent checks exact; '' checks for every version.
+    """
     main_path = main or (desired.sshd_config if desired is not None else DEFAULT_SSHD_CONFIG)
     if desired is not None and desired.sshd_config != main_path:
         desired = dataclasses.replace(desired, sshd_config=main_path)
     facts, plan = offline_facts(root, main_path, desired)
+    facts.sshd_version_text = sshd_version
     findings = list(plan.findings) if plan is not None else []
     seen = {(f.code, f.path, f.line) for f in findings}
     for finding in find_problems(desired, facts, plan, main_path=main_path):
@@ -272,7 +293,8 @@ def run_lint(
         print(f"sshd-setup: error: {exc}", file=sys.stderr)
         return exitcodes.BAD_INPUT
     label = host or (str(root) if root is not None else "localhost")
-    main, findings = lint_findings(root=local_root, main=main, desired=desired)
+    version = local_sshd_version() if root is None else ""  # a tree under --root may come from any host
+    main, findings = lint_findings(root=local_root, main=main, desired=desired, sshd_version=version)
     if json_output:
         document = {
             "schema": JSON_SCHEMA,

@@ -12,6 +12,7 @@ still run, and find_problems never raises.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable, Iterable
@@ -306,30 +307,113 @@ def _applies_at_startup(d: Placed) -> bool:
     return all(c.evaluate(None) for c in d.conditions)
 
 
-def _effective(
-    tree: ConfigTree, keywords: Iterable[str], user: str | None, groups: frozenset[str] | None = None
-) -> tuple[Placed | None, list[tuple[Placed, list[str]]]]:
-    """(the directive that decides, Match directives before it that may apply depending on the connection).
+APC_FIRST_WINS = (9, 4)
+"""OpenSSH < 9.4 (6.9 and later) checks the wrong variable before setting AuthorizedPrincipalsCommand
+(servconf.c parse_command; bz3574, fixed in 9.4): every active line overwrites the previous one until an
+AuthorizedKeysCommand has been set in the same pass; after that, AuthorizedPrincipalsCommand lines are ignored."""
+LEGACY_NOTE = (
+    " [on OpenSSH < 9.4, where the LAST AuthorizedPrincipalsCommand read wins, and none after an "
+    "AuthorizedKeysCommand counts (bz3574)]"
+)
+MODERN_NOTE = " [on OpenSSH >= 9.4, where the first AuthorizedPrincipalsCommand wins]"
 
-    user None: at start-up (global lines and `Match all`, first wins). For a user: the first Match block
-    that applies wins, otherwise the start-up value.
+
+@dataclass(frozen=True)
+class _Decision:
+    winner: Placed | None
+    """The directive that decides the value, or None for sshd's default."""
+    maybes: tuple[tuple[Placed, tuple[str, ...]], ...] = ()
+    """Match directives that would decide instead for some connections (the criteria they depend on)."""
+    blocker: Placed | None = None
+    """OpenSSH < 9.4: the AuthorizedKeysCommand after which AuthorizedPrincipalsCommand lines are ignored."""
+
+
+def _pass(candidates: list[Placed], active: Callable[[Placed], tuple[str, list[str]]], legacy_apc: bool) -> _Decision:
+    """One parsing pass of sshd over the candidates, with `active` saying which lines apply."""
+    maybes: list[tuple[int, Placed, tuple[str, ...]]] = []
+    if not legacy_apc:
+        for index, d in enumerate(candidates):
+            status, unknown = active(d)
+            if status == "yes":
+                return _Decision(d, tuple((m, u) for _, m, u in maybes))
+            if status == "maybe":
+                maybes.append((index, d, tuple(unknown)))
+        return _Decision(None, tuple((m, u) for _, m, u in maybes))
+    winner: tuple[int, Placed] | None = None
+    blocker: Placed | None = None
+    for index, d in enumerate(candidates):
+        status, unknown = active(d)
+        if status == "no":
+            continue
+        if d.keyword == "authorizedkeyscommand":
+            if status == "yes" and blocker is None:
+                blocker = d
+            continue
+        if blocker is not None:
+            continue
+        if status == "yes":
+            winner = (index, d)
+        else:
+            maybes.append((index, d, tuple(unknown)))
+    later = [(m, u) for index, m, u in maybes if winner is None or index > winner[0]]
+    return _Decision(winner[1] if winner else None, tuple(later), blocker)
+
+
+def _effective(
+    tree: ConfigTree,
+    keywords: Iterable[str],
+    user: str | None,
+    groups: frozenset[str] | None = None,
+    *,
+    legacy: bool = False,
+) -> _Decision:
+    """Which directive decides keywords' value at start-up (user None) or for logins as `user`.
+
+    At start-up only global lines and `Match all` apply. For a user sshd parses again with only the
+    matching Match blocks active; a value found there overrides the start-up one. First value wins, except
+    AuthorizedPrincipalsCommand when legacy (OpenSSH < 9.4, see APC_FIRST_WINS).
     """
     wanted = set(keywords)
+    legacy_apc = legacy and "authorizedprincipalscommand" in wanted
+    if legacy_apc:
+        wanted.add("authorizedkeyscommand")
     candidates = [d for d in tree.directives if d.keyword in wanted]
-    maybes: list[tuple[Placed, list[str]]] = []
-    if user is not None:
-        for d in candidates:
-            if not d.conditions:
-                continue
-            status, unknown = _status(d.conditions, user, groups)
-            if status == "yes":
-                return d, maybes
-            if status == "maybe":
-                maybes.append((d, unknown))
-    for d in candidates:
-        if _applies_at_startup(d):
-            return d, maybes
-    return None, maybes
+
+    def at_startup(d: Placed) -> tuple[str, list[str]]:
+        return ("yes" if _applies_at_startup(d) else "no"), []
+
+    startup = _pass(candidates, at_startup, legacy_apc)
+    if user is None:
+        return startup
+
+    def for_user(d: Placed) -> tuple[str, list[str]]:
+        return _status(d.conditions, user, groups) if d.conditions else ("no", [])
+
+    connection = _pass(candidates, for_user, legacy_apc)
+    if connection.winner is not None:
+        return connection
+    return _Decision(startup.winner, connection.maybes, connection.blocker or startup.blocker)
+
+
+def _modes(ctx: _Context, keyword: str) -> list[tuple[bool, str]]:
+    """(legacy, note) pairs to evaluate keyword under: one when the rule is known, both otherwise."""
+    if keyword != "authorizedprincipalscommand":
+        return [(False, "")]
+    version = ctx.facts.sshd_version
+    if version is not None:
+        return [(version < APC_FIRST_WINS, "")]
+    return [(True, LEGACY_NOTE), (False, MODERN_NOTE)]
+
+
+def _merge_modes(results: list[tuple[list[Finding], str]]) -> list[Finding]:
+    """Findings that hold under every rule once; the others once per rule, with that rule's note."""
+    if len(results) == 1:
+        return results[0][0]
+    common = set(results[0][0]).intersection(*(set(found) for found, _ in results[1:]))
+    merged = [f for f in results[0][0] if f in common]
+    for found, note in results:
+        merged.extend(dataclasses.replace(f, message=f.message + note) for f in found if f not in common)
+    return merged
 
 
 def _who(user: str | None) -> str:
@@ -546,22 +630,27 @@ def _check_block_position(ctx: _Context) -> list[Finding]:
 def _check_changed_values(ctx: _Context) -> list[Finding]:
     """Lines that used to decide a watched keyword and lose after the change; lines that never win."""
     out: list[Finding] = []
-    reported: set[tuple[str, int, str]] = set()
-    if ctx.after is not None:
-        shadowed: dict[tuple[str, int, str], tuple[Placed, Placed, list[str | None]]] = {}
+    for keyword in WATCHED_KEYWORDS:
+        out.extend(
+            _merge_modes([(_changed_values(ctx, keyword, legacy), note) for legacy, note in _modes(ctx, keyword)])
+        )
+    return out
+
+
+def _changed_values(ctx: _Context, keyword: str, legacy: bool) -> list[Finding]:
+    out: list[Finding] = []
+    reported: set[tuple[str, int]] = set()
+    if ctx.after is not None and keyword != "trustedusercakeys":  # the foreign-CA check reports that one
+        shadowed: dict[tuple[str, int], tuple[Placed, Placed, list[str | None]]] = {}
         for user in [None, *ctx.mapped_users()]:
             groups = ctx.groups_of(user) if user else None
-            for keyword in WATCHED_KEYWORDS:
-                if keyword == "trustedusercakeys":
-                    continue  # the foreign-CA check reports it, with the keys that change
-                was, _ = _effective(ctx.before, (keyword,), user, groups)
-                now, _ = _effective(ctx.after, (keyword,), user, groups)
-                if was is None or now is None or (was.path, was.lineno) in ctx.ours_before or _same(was, now):
-                    continue
-                key = (was.path, was.lineno, keyword)
-                shadowed.setdefault(key, (was, now, []))[2].append(user)
-        for (path, line, keyword), (was, now, users) in shadowed.items():
-            reported.add((path, line, keyword))
+            was = _effective(ctx.before, (keyword,), user, groups, legacy=legacy).winner
+            now = _effective(ctx.after, (keyword,), user, groups, legacy=legacy).winner
+            if was is None or now is None or (was.path, was.lineno) in ctx.ours_before or _same(was, now):
+                continue
+            shadowed.setdefault((was.path, was.lineno), (was, now, []))[2].append(user)
+        for (path, line), (was, now, users) in shadowed.items():
+            reported.add((path, line))
             who = "; ".join(_who(u) for u in users)
             out.append(
                 Finding(
@@ -569,7 +658,7 @@ def _check_changed_values(ctx: _Context) -> list[Finding]:
                     WARNING,
                     f"{_quote(was)} decides {_name(keyword)} now ({who}); after the change "
                     f"{_quote(now)} at {ctx.describe(now)} wins instead",
-                    "check with the owner of that line that the change is intended; sshd uses the first value it reads",
+                    "check with the owner of that line that the change is intended",
                     path,
                     line,
                 )
@@ -577,81 +666,127 @@ def _check_changed_values(ctx: _Context) -> list[Finding]:
     tree = ctx.tree
     current_ca = ctx.before.effective("trustedusercakeys")
     trusted_before = (current_ca.path, current_ca.lineno) if current_ca is not None and ctx.after is not None else None
-    for keyword in WATCHED_KEYWORDS:
-        values = [d for d in tree.directives if d.keyword == keyword and _applies_at_startup(d)]
-        if len(values) < 2:
+    decision = _effective(tree, (keyword,), None, legacy=legacy)
+    winner, blocker = decision.winner, decision.blocker
+    values = [d for d in tree.directives if d.keyword == keyword and _applies_at_startup(d)]
+    for d in values:
+        if d is winner or ctx.is_ours(d):
             continue
-        first = values[0]
-        for d in values[1:]:
-            path, line = ctx.where(d)
-            if ctx.is_ours(d) or _same(d, first) or (path, line, keyword) in reported:
-                continue
-            if keyword == "trustedusercakeys" and (path, line) == trusted_before:
-                continue  # the foreign-CA check reports the CA file that stops being used
-            reported.add((path, line, keyword))
-            out.append(
-                Finding(
-                    "SETTING-IGNORED",
-                    WARNING,
-                    f"{_quote(d)} has no effect: sshd uses {_quote(first)} from {ctx.describe(first)}, "
-                    "read earlier (the first value wins)",
-                    "remove the line or align it, so nobody is misled by it",
-                    path,
-                    line,
-                )
+        path, line = ctx.where(d)
+        if (path, line) in reported or (winner is not None and _same(d, winner)):
+            continue
+        if keyword == "trustedusercakeys" and (path, line) == trusted_before:
+            continue  # the foreign-CA check reports the CA file that stops being used
+        index = tree.directives.index(d)
+        if blocker is not None and index > tree.directives.index(blocker):
+            reason = (
+                f"it comes after {_quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH < 9.4 ignores "
+                "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)"
             )
+        elif winner is None:
+            continue
+        elif index < tree.directives.index(winner):
+            reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read later (the last one wins here)"
+        else:
+            reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read earlier (the first value wins)"
+        out.append(
+            Finding(
+                "SETTING-IGNORED",
+                WARNING,
+                f"{_quote(d)} has no effect: {reason}",
+                "remove the line or align it, so nobody is misled by it",
+                path,
+                line,
+            )
+        )
     return out
 
 
-def _check_foreign_match(ctx: _Context) -> list[Finding]:
-    """Our values must decide for mapped users: a foreign Match block read first overrides them."""
-    tree = ctx.tree
-    ours = [d for d in tree.directives if ctx.is_ours(d) and d.keyword in CERT_KEYWORDS]
+def _our_values(ctx: _Context) -> tuple[dict[str, Placed], dict[str, dict[str, Placed]]]:
+    """The managed block's values: global ones, and per mapped user."""
+    ours = [d for d in ctx.tree.directives if ctx.is_ours(d) and d.keyword in CERT_KEYWORDS]
     ours_global: dict[str, Placed] = {}
+    ours_user: dict[str, dict[str, Placed]] = {}
     for d in ours:
         if not d.conditions:
             ours_global.setdefault(d.keyword, d)
-    ours_user: dict[str, dict[str, Placed]] = {}
-    for d in ours:
-        if d.conditions:
+        else:
             for user in d.conditions[-1].users():
                 ours_user.setdefault(user, {}).setdefault(d.keyword, d)
+    return ours_global, ours_user
+
+
+def _check_foreign_match(ctx: _Context) -> list[Finding]:
+    """Our values must decide for mapped users (and, in allow-all mode, for everyone)."""
+    modes = _modes(ctx, "authorizedprincipalscommand")
+    return _merge_modes([(_foreign_match(ctx, legacy), note) for legacy, note in modes])
+
+
+def _relation(tree: ConfigTree, winner: Placed, mine: Placed) -> str:
+    if tree.directives.index(winner) < tree.directives.index(mine):
+        return f"is read before sshd-setup's {_quote(mine)}, and the first value wins"
+    return f"is read after sshd-setup's {_quote(mine)}, and on OpenSSH < 9.4 the last AuthorizedPrincipalsCommand wins"
+
+
+def _foreign_match(ctx: _Context, legacy: bool) -> list[Finding]:
+    tree = ctx.tree
+    ours_global, ours_user = _our_values(ctx)
     out: list[Finding] = []
     reported: set[tuple[str, int, str]] = set()
-    for user in ctx.mapped_users():
-        groups = ctx.groups_of(user)
-        expected = {**ours_global, **ours_user.get(user, {})}
+    users: list[str | None] = [None, *ctx.mapped_users()]
+    for user in users:
+        groups = ctx.groups_of(user) if user else None
+        expected = dict(ours_global) if user is None else {**ours_global, **ours_user.get(user, {})}
         for keyword, mine in expected.items():
-            winner, maybes = _effective(tree, (keyword,), user, groups)
-            for d, unknown in maybes:
-                if ctx.is_ours(d) or _same(d, mine):
-                    continue
+            decision = _effective(tree, (keyword,), user, groups, legacy=legacy)
+            winner = decision.winner
+            for d, unknown in decision.maybes:
                 path, line = ctx.where(d)
+                if ctx.is_ours(d) or _same(d, mine) or (path, line, keyword) in reported:
+                    continue
                 reported.add((path, line, keyword))
                 out.append(
                     Finding(
                         "FOREIGN-MATCH-OVERRIDES",
                         WARNING,
-                        f"{_quote(d)} in a Match block read before sshd-setup's may apply to logins as {user} "
-                        f"(depends on {', '.join(unknown)}); where it does, it wins over {_quote(mine)}",
+                        f"{_quote(d)} in a Match block may apply to logins as {user} (depends on "
+                        f"{', '.join(unknown)}); where it does, it decides instead of sshd-setup's {_quote(mine)}",
                         "narrow that Match block so it excludes the mapped user, or align its value",
                         path,
                         line,
                     )
                 )
-            if winner is None or ctx.is_ours(winner) or _same(winner, mine):
+            if winner is None:
+                if decision.blocker is not None and not ctx.is_ours(decision.blocker):
+                    path, line = ctx.where(decision.blocker)
+                    if (path, line, keyword) not in reported:
+                        reported.add((path, line, keyword))
+                        out.append(
+                            Finding(
+                                "MANAGED-SETTING-IGNORED",
+                                ERROR,
+                                f"sshd-setup's {_quote(mine)} has no effect {_who(user)}: it comes after "
+                                f"{_quote(decision.blocker)}, and OpenSSH < 9.4 ignores AuthorizedPrincipalsCommand "
+                                "lines read after an AuthorizedKeysCommand (bz3574)",
+                                "move that AuthorizedKeysCommand below sshd-setup's blocks, or upgrade OpenSSH to 9.4+",
+                                path,
+                                line,
+                            )
+                        )
+                continue
+            if ctx.is_ours(winner) or _same(winner, mine):
                 continue
             path, line = ctx.where(winner)
+            if (path, line, keyword) in reported:
+                continue
             reported.add((path, line, keyword))
             if winner.conditions and not _applies_at_startup(winner):
-                block = str(winner.conditions[-1])
                 out.append(
                     Finding(
                         "FOREIGN-MATCH-OVERRIDES",
                         ERROR,
-                        f"{_quote(winner)} ({block}) applies to logins as {user} and is read before "
-                        f"sshd-setup's {_quote(mine)}: among matching Match blocks the first wins, so {user}'s "
-                        "certificate logins would not work as configured",
+                        f"{_quote(winner)} ({winner.conditions[-1]}) applies to logins as {user} and "
+                        f"{_relation(tree, winner, mine)}, so {user}'s certificate logins would not work as configured",
                         f"exclude {user} from that Match block (e.g. `User *,!{user}`), or remove the line",
                         path,
                         line,
@@ -662,17 +797,19 @@ def _check_foreign_match(ctx: _Context) -> list[Finding]:
                     Finding(
                         "MANAGED-SETTING-IGNORED",
                         ERROR,
-                        f"{_quote(winner)} is read before sshd-setup's {_quote(mine)} and wins "
-                        f"{_who(user)}: the managed setting has no effect",
-                        "run sshd-setup apply (it puts the block first), or remove that line",
+                        f"{_quote(winner)} {_relation(tree, winner, mine)}: the managed setting has no effect "
+                        f"{_who(user)}",
+                        "remove that line (or make it agree); sshd-setup apply puts its block first and last",
                         path,
                         line,
                     )
                 )
+        if user is None:
+            continue
         for keyword in ("authorizedprincipalsfile", "authorizedprincipalscommand"):
             if keyword in expected:
                 continue
-            other, _ = _effective(tree, (keyword,), user, groups)
+            other = _effective(tree, (keyword,), user, groups, legacy=legacy).winner
             if other is not None and other.line.value.lower() != "none" and not ctx.is_ours(other):
                 path, line = ctx.where(other)
                 out.append(
@@ -1030,7 +1167,7 @@ def _check_allow_all(ctx: _Context) -> list[Finding]:
         )
     if not allow_all:
         return []
-    root, _ = _effective(ctx.tree, ("permitrootlogin",), "root")
+    root = _effective(ctx.tree, ("permitrootlogin",), "root").winner
     root_value = root.line.value.lower() if root is not None else "prohibit-password"
     root_note = (
         f", INCLUDING root (PermitRootLogin {root_value})"
@@ -1173,7 +1310,7 @@ def _check_algorithms(ctx: _Context) -> list[Finding]:
     for code, keywords, default, supported, needed, what in checks:
         reported: set[tuple[str, int, str]] = set()
         for user in users:
-            d, _ = _effective(ctx.tree, keywords, user, ctx.groups_of(user) if user else None)
+            d = _effective(ctx.tree, keywords, user, ctx.groups_of(user) if user else None).winner
             decision: _AlgorithmDecision | None = None
             from_policy = policy.get(keywords[0])
             if d is not None and (d.conditions and not _applies_at_startup(d)):
@@ -1215,7 +1352,7 @@ def _check_auth_methods(ctx: _Context) -> list[Finding]:
     out: list[Finding] = []
     reported: set[tuple[str, int]] = set()
     for user in users:
-        d, _ = _effective(ctx.tree, ("authenticationmethods",), user, ctx.groups_of(user) if user else None)
+        d = _effective(ctx.tree, ("authenticationmethods",), user, ctx.groups_of(user) if user else None).winner
         if d is None or d.line.value.lower() == "any" or not d.line.args:
             continue
         path, line = ctx.where(d)
@@ -1277,14 +1414,14 @@ def _check_permissions(ctx: _Context) -> list[Finding]:
         if ca is not None and ca.line.value.startswith("/") and "%" not in ca.line.value:
             files.append((ca.line.value, "CA", None))
     for user in [None, *ctx.mapped_users()]:
-        d, _ = _effective(ctx.tree, ("authorizedprincipalsfile",), user, ctx.groups_of(user) if user else None)
+        d = _effective(ctx.tree, ("authorizedprincipalsfile",), user, ctx.groups_of(user) if user else None).winner
         if d is None or not d.line.args:
             continue
         for raw in d.line.args:
             value = raw.replace("%u", user) if user else raw
             if value.startswith("/") and "%" not in value and value not in [f for f, _, _ in files]:
                 files.append((value, "principals", user))
-    strict, _ = _effective(ctx.tree, ("strictmodes",), None)
+    strict = _effective(ctx.tree, ("strictmodes",), None).winner
     strict_modes = strict is None or strict.line.value.lower() != "no"
     out: list[Finding] = []
     checked: set[tuple[str, str]] = set()
