@@ -867,12 +867,28 @@ def _make_rhel(root: Path) -> None:
 
 
 def _make_socket_activated(root: Path) -> None:
-    """Ubuntu-style: ssh.socket listens, ssh.service only starts with the first connection."""
-    if not (_usr_lib(root) / "ssh.socket").exists():
+    """Socket activation: ssh.socket listens and ssh.service never runs.
+
+    Each connection gets its own `sshd -i` (ssh@.service, Accept=yes), so a changed sshd_config needs
+    no reload and `systemctl reload ssh` fails with "not active" -- the case the tool must handle.
+    (Accept=no, where the socket starts ssh.service, breaks on reload with Debian's sshd: the
+    re-executed daemon tries to bind port 22 itself and exits; that is not what this flavour tests.)
+    """
+    lib = _usr_lib(root)
+    if not (lib / "ssh.socket").exists():
         raise HarnessError(f"{root}: this suite ships no ssh.socket")
+    if not (lib / "ssh@.service").exists():  # Debian stopped shipping it with OpenSSH 9; its old text:
+        (root / "etc/systemd/system/ssh@.service").write_text(
+            "[Unit]\nDescription=OpenBSD Secure Shell server per-connection daemon\nAfter=auditd.service\n\n"
+            "[Service]\nEnvironmentFile=-/etc/default/ssh\nExecStart=-/usr/sbin/sshd -i $SSHD_OPTS\n"
+            "StandardInput=socket\nRuntimeDirectory=sshd\nRuntimeDirectoryMode=0755\n"
+        )
     sysx.sh(["systemctl", f"--root={root}", "disable", "ssh.service"])
     sysx.sh(["systemctl", f"--root={root}", "enable", "ssh.socket"])
     _unlink([root / "etc/systemd/system/sshd.service"])
+    dropin = root / "etc/systemd/system/ssh.socket.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "10-per-connection.conf").write_text("[Socket]\nAccept=yes\n")
 
 
 # --- leftovers of any fleet (used by `down --all`) ------------------------------------------------
