@@ -18,14 +18,15 @@ def print_warnings(warnings: Iterable[str]) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
-def print_findings(host: str, findings: Iterable[Finding], *, stderr: bool = True) -> None:
+def print_findings(host: str, findings: Iterable[Finding], *, stderr: bool = True, wrap: bool = True) -> None:
+    """Findings of one host, errors first; wrap=False leaves long lines whole (paths stay copyable)."""
     from rich.console import Console
     from rich.markup import escape
 
     findings = list(findings)
     if not findings:
         return
-    console = Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=not wrap)
     console.print(f"[bold]{escape(host)}[/bold]")
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     for finding in sorted(findings, key=lambda f: (order[f.severity], f.path, f.line)):

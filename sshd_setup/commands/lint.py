@@ -305,7 +305,7 @@ def run_lint(
         from sshd_setup.output import finding_counts, print_findings, print_warnings
 
         print_warnings(warnings)
-        print_findings(f"{label} ({main})", findings, stderr=False)
+        print_findings(f"{label} ({main})", findings, stderr=False, wrap=False)
         if not findings:
             print(f"{label} ({main}): no findings")
         else:

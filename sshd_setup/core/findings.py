@@ -722,17 +722,61 @@ def _check_foreign_match(ctx: _Context) -> list[Finding]:
     return _merge_modes([(_foreign_match(ctx, legacy), note) for legacy, note in modes])
 
 
-def _relation(tree: ConfigTree, winner: Placed, mine: Placed) -> str:
+def _relation(tree: ConfigTree, winner: Placed, mine: Placed, *, quote: bool = False) -> str:
+    name = _quote(mine) if quote else _name(mine.keyword)
     if tree.directives.index(winner) < tree.directives.index(mine):
-        return f"is read before sshd-setup's {_quote(mine)}, and the first value wins"
-    return f"is read after sshd-setup's {_quote(mine)}, and on OpenSSH < 9.4 the last AuthorizedPrincipalsCommand wins"
+        return f"is read before sshd-setup's {name}, and the first value wins"
+    return f"is read after sshd-setup's {name}, and on OpenSSH < 9.4 the last AuthorizedPrincipalsCommand wins"
+
+
+def _block(tree: ConfigTree, d: Placed) -> str:
+    """The Match line a directive sits under, as written (or as parsed, when it comes from an Include)."""
+    config = tree.files.get(d.path)
+    if d.match_lineno and config is not None and d.match_lineno <= len(config.lines):
+        return "`" + config.lines[d.match_lineno - 1].raw.strip()[:_MAX_QUOTE] + "`"
+    return f"`{d.conditions[-1]}`" if d.conditions else "no Match block"
+
+
+def _whom(users: list[str | None]) -> str:
+    named = [u for u in users if u]
+    parts = ["at start-up (every login)"] if None in users else []
+    if named:
+        parts.append("for logins as " + ", ".join(named))
+    return "; ".join(parts)
+
+
+@dataclass
+class _Hit:
+    """One finding about several users: message = prefix + who + suffix."""
+
+    code: str
+    severity: Severity
+    path: str
+    line: int
+    prefix: str
+    suffix: str
+    hint: str
+    users: list[str | None] = field(default_factory=list)
+
+    def finding(self) -> Finding:
+        return Finding(
+            self.code, self.severity, self.prefix + _whom(self.users) + self.suffix, self.hint, self.path, self.line
+        )
 
 
 def _foreign_match(ctx: _Context, legacy: bool) -> list[Finding]:
     tree = ctx.tree
     ours_global, ours_user = _our_values(ctx)
-    out: list[Finding] = []
-    reported: set[tuple[str, int, str]] = set()
+    hits: dict[tuple[str, int, str], _Hit] = {}
+
+    def hit(
+        keyword: str, d: Placed, user: str | None, code: str, severity: Severity, prefix: str, suffix: str, hint: str
+    ) -> None:
+        path, line = ctx.where(d)
+        found = hits.setdefault((path, line, keyword), _Hit(code, severity, path, line, prefix, suffix, hint))
+        if user not in found.users:
+            found.users.append(user)
+
     users: list[str | None] = [None, *ctx.mapped_users()]
     for user in users:
         groups = ctx.groups_of(user) if user else None
@@ -741,68 +785,58 @@ def _foreign_match(ctx: _Context, legacy: bool) -> list[Finding]:
             decision = _effective(tree, (keyword,), user, groups, legacy=legacy)
             winner = decision.winner
             for d, unknown in decision.maybes:
-                path, line = ctx.where(d)
-                if ctx.is_ours(d) or _same(d, mine) or (path, line, keyword) in reported:
+                if ctx.is_ours(d) or _same(d, mine):
                     continue
-                reported.add((path, line, keyword))
-                out.append(
-                    Finding(
-                        "FOREIGN-MATCH-OVERRIDES",
-                        WARNING,
-                        f"{_quote(d)} in a Match block may apply to logins as {user} (depends on "
-                        f"{', '.join(unknown)}); where it does, it decides instead of sshd-setup's {_quote(mine)}",
-                        "narrow that Match block so it excludes the mapped user, or align its value",
-                        path,
-                        line,
-                    )
+                hit(
+                    keyword,
+                    d,
+                    user,
+                    "FOREIGN-MATCH-OVERRIDES",
+                    WARNING,
+                    f"{_quote(d)} under {_block(tree, d)} may apply ",
+                    f" (depends on {', '.join(unknown)}); where it does, it decides instead of sshd-setup's "
+                    f"{_name(keyword)}",
+                    "narrow that Match block so it excludes the mapped users, or align its value",
                 )
             if winner is None:
-                if decision.blocker is not None and not ctx.is_ours(decision.blocker):
-                    path, line = ctx.where(decision.blocker)
-                    if (path, line, keyword) not in reported:
-                        reported.add((path, line, keyword))
-                        out.append(
-                            Finding(
-                                "MANAGED-SETTING-IGNORED",
-                                ERROR,
-                                f"sshd-setup's {_quote(mine)} has no effect {_who(user)}: it comes after "
-                                f"{_quote(decision.blocker)}, and OpenSSH < 9.4 ignores AuthorizedPrincipalsCommand "
-                                "lines read after an AuthorizedKeysCommand (bz3574)",
-                                "move that AuthorizedKeysCommand below sshd-setup's blocks, or upgrade OpenSSH to 9.4+",
-                                path,
-                                line,
-                            )
-                        )
+                blocker = decision.blocker
+                if blocker is not None and not ctx.is_ours(blocker):
+                    hit(
+                        keyword,
+                        blocker,
+                        user,
+                        "MANAGED-SETTING-IGNORED",
+                        ERROR,
+                        f"sshd-setup's {_quote(mine)} has no effect ",
+                        f": it comes after {_quote(blocker)}, and OpenSSH < 9.4 ignores AuthorizedPrincipalsCommand "
+                        "lines read after an AuthorizedKeysCommand (bz3574)",
+                        "move that AuthorizedKeysCommand below sshd-setup's blocks, or upgrade OpenSSH to 9.4+",
+                    )
                 continue
             if ctx.is_ours(winner) or _same(winner, mine):
                 continue
-            path, line = ctx.where(winner)
-            if (path, line, keyword) in reported:
-                continue
-            reported.add((path, line, keyword))
+            relation = _relation(tree, winner, mine, quote=mine.is_global)
             if winner.conditions and not _applies_at_startup(winner):
-                out.append(
-                    Finding(
-                        "FOREIGN-MATCH-OVERRIDES",
-                        ERROR,
-                        f"{_quote(winner)} ({winner.conditions[-1]}) applies to logins as {user} and "
-                        f"{_relation(tree, winner, mine)}, so {user}'s certificate logins would not work as configured",
-                        f"exclude {user} from that Match block (e.g. `User *,!{user}`), or remove the line",
-                        path,
-                        line,
-                    )
+                hit(
+                    keyword,
+                    winner,
+                    user,
+                    "FOREIGN-MATCH-OVERRIDES",
+                    ERROR,
+                    f"{_quote(winner)} under {_block(tree, winner)} applies ",
+                    f" and {relation}, so certificate logins would not work as sshd-setup configured them",
+                    "exclude the mapped users from that Match block (e.g. `Match User *,!johndoe`), or remove the line",
                 )
             else:
-                out.append(
-                    Finding(
-                        "MANAGED-SETTING-IGNORED",
-                        ERROR,
-                        f"{_quote(winner)} {_relation(tree, winner, mine)}: the managed setting has no effect "
-                        f"{_who(user)}",
-                        "remove that line (or make it agree); sshd-setup apply puts its block first and last",
-                        path,
-                        line,
-                    )
+                hit(
+                    keyword,
+                    winner,
+                    None if mine.is_global else user,
+                    "MANAGED-SETTING-IGNORED",
+                    ERROR,
+                    f"{_quote(winner)} {relation}: the managed setting has no effect ",
+                    "",
+                    "remove that line (or make it agree); sshd-setup apply puts its block first and last",
                 )
         if user is None:
             continue
@@ -811,19 +845,19 @@ def _foreign_match(ctx: _Context, legacy: bool) -> list[Finding]:
                 continue
             other = _effective(tree, (keyword,), user, groups, legacy=legacy).winner
             if other is not None and other.line.value.lower() != "none" and not ctx.is_ours(other):
-                path, line = ctx.where(other)
-                out.append(
-                    Finding(
-                        "PRINCIPALS-ALSO-FROM",
-                        INFO,
-                        f"for logins as {user}, sshd also accepts the principals that {_quote(other)} lists, "
-                        "besides sshd-setup's mapping",
-                        "fine if that is another team's intended access; otherwise set it to none for this user",
-                        path,
-                        line,
-                    )
+                hit(
+                    "also:" + keyword,
+                    other,
+                    user,
+                    "PRINCIPALS-ALSO-FROM",
+                    INFO,
+                    "",
+                    f", sshd also accepts the principals that {_quote(other)} lists, besides sshd-setup's mapping",
+                    "fine if that is another team's intended access; otherwise set it to none for these users",
                 )
+    out = [h.finding() for h in hits.values()]
     if any(k in ours_global for k in PRINCIPAL_KEYWORDS):  # allow-all: every user relies on the global values
+        reported = {(path, line, keyword) for path, line, keyword in hits}
         for d in tree.directives:
             if d.keyword not in ours_global or not d.conditions or _applies_at_startup(d) or ctx.is_ours(d):
                 continue
@@ -834,7 +868,7 @@ def _foreign_match(ctx: _Context, legacy: bool) -> list[Finding]:
                 Finding(
                     "FOREIGN-MATCH-OVERRIDES",
                     WARNING,
-                    f"{_quote(d)} ({d.conditions[-1]}) overrides allow-all's {_quote(ours_global[d.keyword])} "
+                    f"{_quote(d)} under {_block(tree, d)} overrides allow-all's {_quote(ours_global[d.keyword])} "
                     "for the connections it matches",
                     "fine if those users should not use certificates this way; otherwise remove or align it",
                     path,
