@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sshd_setup.commands.lint import lint_findings, local_sshd_version, offline_facts
 from sshd_setup.core import findings as findings_module
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
@@ -23,7 +26,6 @@ from sshd_setup.core.findings import LEGACY_NOTE, MODERN_NOTE, find_problems
 from sshd_setup.core.plan import Plan
 from sshd_setup.core.sshkeys import parse_key_file
 from sshd_setup.core.tree import SnapshotEntry
-from sshd_setup.commands.lint import lint_findings, local_sshd_version, offline_facts
 from tests.helpers import DEBIAN_PACKAGED_DEFAULT, FIXTURES, apply_plan_to_dir, desired_from
 from tests.sshd_oracle import make_host_keys, require_oracle, sshd_effective, sshd_test
 
@@ -178,7 +180,11 @@ def test_a_managed_block_below_an_include_is_reported_and_its_value_loses(tmp_pa
     assert (moved.path, moved.line, moved.severity) == (MAIN, 1, Severity.WARNING)
     assert "`Include /etc/ssh/sshd_config.d/*.conf`" in moved.message
     ignored = one(plain, "MANAGED-SETTING-IGNORED")
-    assert (ignored.path, ignored.line, ignored.severity) == ("/etc/ssh/sshd_config.d/50-team-ca.conf", 1, Severity.ERROR)
+    assert (ignored.path, ignored.line, ignored.severity) == (
+        "/etc/ssh/sshd_config.d/50-team-ca.conf",
+        1,
+        Severity.ERROR,
+    )
     assert "`TrustedUserCAKeys /etc/ssh/ca.pub`" in ignored.message
 
     plan, found = plan_and_findings(root, desired_from({}))
@@ -259,7 +265,12 @@ def test_an_included_file_the_facts_could_not_read_is_an_error() -> None:
     ],
 )
 def test_ports_other_than_22(
-    case: str, ports: list[str], listen: list[str] | None, codes: set[tuple[str, int, str]], tmp_path: Path, host_keys: Path
+    case: str,
+    ports: list[str],
+    listen: list[str] | None,
+    codes: set[tuple[str, int, str]],
+    tmp_path: Path,
+    host_keys: Path,
 ) -> None:
     root = with_keys(build(case, tmp_path), host_keys)
     effective = sshd_effective(root).values()
@@ -289,7 +300,9 @@ def test_socket_activated_host_whose_socket_does_not_listen_on_22(tmp_path: Path
     assert not [f for f in lint(root) if f.code.startswith("SOCKET")]
 
 
-@pytest.mark.parametrize(("listen", "bad"), [(("[::]:2222",), True), (("[::]:22", "0.0.0.0:22"), False), (("22",), False)])
+@pytest.mark.parametrize(
+    ("listen", "bad"), [(("[::]:2222",), True), (("[::]:22", "0.0.0.0:22"), False), (("22",), False)]
+)
 def test_socket_listen_lines_as_gathered(listen: tuple[str, ...], bad: bool) -> None:
     facts = HostFacts(
         files={MAIN: SnapshotEntry((CASES / "ubuntu-socket/etc/ssh/sshd_config").read_text())},
@@ -308,8 +321,10 @@ def test_an_existing_ca_file_is_never_dropped_silently(mode: str, tmp_path: Path
     assert sshd_effective(root).value("trustedusercakeys") == "/etc/ssh/old_ca.pub"
     desired = desired_from({"foreign_ca_keys": mode, "principals": [SINGLE]})
     plan, found = plan_and_findings(root, desired)
-    assert at(found, MAIN, 3) == [{"refuse": "FOREIGN-CA-KEYS", "merge": "FOREIGN-CA-MERGED", "replace": "FOREIGN-CA-REPLACED"}[mode]]
-    finding = [f for f in found if (f.path, f.line) == (MAIN, 3)][0]
+    assert at(found, MAIN, 3) == [
+        {"refuse": "FOREIGN-CA-KEYS", "merge": "FOREIGN-CA-MERGED", "replace": "FOREIGN-CA-REPLACED"}[mode]
+    ]
+    finding = next(f for f in found if (f.path, f.line) == (MAIN, 3))
     assert OLD_CA_FINGERPRINT in finding.message
     if mode == "refuse":
         assert finding.severity is Severity.ERROR
@@ -413,7 +428,7 @@ def test_allow_all_loses_to_a_later_principals_command_on_old_openssh(tmp_path: 
     effective = sshd_effective(root).value("authorizedprincipalscommand")
     if sshd_is_legacy(version):
         assert codes == ["MANAGED-SETTING-IGNORED"]
-        assert "is read after" in [f for f in found if (f.path, f.line) == team][0].message
+        assert "is read after" in next(f for f in found if (f.path, f.line) == team).message
         assert effective == "/usr/local/bin/team-principals %u"  # allow-all has no effect, as reported
     else:
         assert codes == ["SETTING-SHADOWED"]
@@ -501,7 +516,10 @@ def test_mapped_user_that_does_not_exist(
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize(("extra", "root_login", "says"), [("", "without-password", "INCLUDING root"), ("PermitRootLogin no\n", "no", "not root")])
+@pytest.mark.parametrize(
+    ("extra", "root_login", "says"),
+    [("", "without-password", "INCLUDING root"), ("PermitRootLogin no\n", "no", "not root")],
+)
 def test_allow_all_is_a_prominent_security_warning(
     extra: str, root_login: str, says: str, tmp_path: Path, host_keys: Path
 ) -> None:
@@ -522,8 +540,14 @@ def test_allow_all_is_a_prominent_security_warning(
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        ("OpenSSH_6.4p1 Debian-5", {"AuthorizedPrincipalsCommand", "AuthorizedPrincipalsCommandUser", "Include", "Match all"}),
-        ("OpenSSH_6.6.1p1 Ubuntu-2ubuntu2", {"AuthorizedPrincipalsCommand", "AuthorizedPrincipalsCommandUser", "Include"}),
+        (
+            "OpenSSH_6.4p1 Debian-5",
+            {"AuthorizedPrincipalsCommand", "AuthorizedPrincipalsCommandUser", "Include", "Match all"},
+        ),
+        (
+            "OpenSSH_6.6.1p1 Ubuntu-2ubuntu2",
+            {"AuthorizedPrincipalsCommand", "AuthorizedPrincipalsCommandUser", "Include"},
+        ),
         ("OpenSSH_7.2p2 Ubuntu-4ubuntu2.10, OpenSSL 1.0.2g", {"Include"}),
         ("OpenSSH_9.2p1 Debian-2+deb12u3", set()),
         ("", set()),
@@ -583,7 +607,9 @@ def test_algorithm_lists_that_exclude_the_ca_key_agree_with_sshd(
     hits = only(found, code)
     assert bool(hits) is excluded
     if excluded:
-        assert {(f.path, f.line, f.severity) for f in hits} == {("/etc/ssh/sshd_config.d/50-crypto.conf", 1, Severity.ERROR)}
+        assert {(f.path, f.line, f.severity) for f in hits} == {
+            ("/etc/ssh/sshd_config.d/50-crypto.conf", 1, Severity.ERROR)
+        }
         assert wanted in hits[0].message
 
 
@@ -676,7 +702,12 @@ def test_writable_ca_file_and_principals_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("owner", "strict", "expected"),
-    [("root", "", None), ("johndoe", "", None), ("deploy", "", "sshd refuses"), ("deploy", "StrictModes no\n", "anyway")],
+    [
+        ("root", "", None),
+        ("johndoe", "", None),
+        ("deploy", "", "sshd refuses"),
+        ("deploy", "StrictModes no\n", "anyway"),
+    ],
 )
 def test_principals_file_ownership(owner: str, strict: str, expected: str | None) -> None:
     """AuthorizedPrincipalsFile may belong to root or the target user (sshd's safe_path), nobody else."""
@@ -722,7 +753,9 @@ def test_missing_main_file_without_a_vendor_file(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- robustness
 
 
-def test_a_check_that_fails_is_reported_and_the_others_still_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_check_that_fails_is_reported_and_the_others_still_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def broken(ctx: Any) -> list[Finding]:
         raise KeyError("boom")
 
@@ -759,3 +792,155 @@ def test_desired_main_path_is_used(tmp_path: Path) -> None:
     desired = dataclasses.replace(desired_from({}), sshd_config="/etc/ssh/sshd_config.main")
     _, found = plan_and_findings(root, desired)
     assert one(found, "NO-PORT-22").path == "/etc/ssh/sshd_config.main"
+
+
+# ---------------------------------------------------------------- never raise: fuzzing find_problems
+
+LINES = [
+    "Include /etc/ssh/d/*.conf",
+    "Include /etc/ssh/d/0.conf /etc/ssh/d/1.conf",
+    "Include d/2.conf",
+    "Include /etc/ssh/sshd_config",
+    "Include",
+    "Match User johndoe,!ops",
+    "Match Group wheel Address 10.0.0.0/8",
+    "Match all",
+    "Match LocalPort 22 Host *.example",
+    "Match Bogus x",
+    "Port 2222",
+    "Port 22",
+    "ListenAddress [::]:2222",
+    "ListenAddress 0.0.0.0",
+    "PubkeyAuthentication no",
+    "TrustedUserCAKeys /etc/ssh/d/3.conf",
+    "TrustedUserCAKeys /etc/ssh/ca.pub",
+    "AuthorizedPrincipalsFile /etc/ssh/principals/%u /etc/ssh/d/4.conf",
+    "AuthorizedPrincipalsCommand /bin/x %u",
+    "AuthorizedKeysCommand /bin/keys %u",
+    "AuthorizedKeysFile none",
+    "PubkeyAcceptedAlgorithms -ecdsa*",
+    "PubkeyAcceptedKeyTypes +ssh-dss",
+    "CASignatureAlgorithms ^!bad,",
+    "CASignatureAlgorithms",
+    "AuthenticationMethods publickey,password keyboard-interactive:pam",
+    "AuthenticationMethods",
+    "StrictModes no",
+    "PermitRootLogin yes",
+    "Subsystem sftp internal-sftp",
+    '"unterminated',
+    "=value",
+    "# BEGIN sshd-setup managed block: gateway CA",
+    "# END sshd-setup managed block: gateway CA",
+    "# BEGIN sshd-setup managed block: principal mappings",
+    "X" * 5000 + " " + "y " * 2000,
+]
+fuzz_line = st.one_of(
+    st.sampled_from(LINES),
+    st.text(max_size=60),
+    st.binary(max_size=60).map(lambda b: b.decode("utf-8", "surrogateescape")),
+)
+fuzz_text = st.lists(st.tuples(fuzz_line, st.sampled_from(["\n", "\r\n", ""])), max_size=14).map(
+    lambda pairs: "".join(a + b for a, b in pairs)
+)
+fuzz_entry = st.one_of(fuzz_text.map(SnapshotEntry), st.just(SnapshotEntry(None, "permission denied")))
+fuzz_desired = st.sampled_from(
+    [
+        None,
+        {},
+        {"allow_all": True},
+        {"principals": [SINGLE], "foreign_ca_keys": "merge"},
+        {**MIXED, "foreign_ca_keys": "replace", "create_users": True},
+        {"principals": [{"user": "ops", "any_principal": True}], "ca_path": "/etc/ssh/d/3.conf"},
+    ]
+)
+fuzz_meta = st.builds(
+    FileMeta,
+    path=st.sampled_from(["/etc/ssh", "/etc/ssh/ca.pub", "/etc/ssh/principals", "/etc/ssh/vmusers-list.txt"]),
+    exists=st.booleans(),
+    owner=st.sampled_from(["", "root", "johndoe", "1000"]),
+    group=st.just("root"),
+    mode=st.integers(min_value=0, max_value=0o7777),
+    is_dir=st.booleans(),
+)
+fuzz_units = st.dictionaries(
+    st.sampled_from(["ssh.socket", "sshd.socket", "ssh.service"]),
+    st.builds(
+        UnitState,
+        name=st.just("ssh.socket"),
+        load_state=st.sampled_from(["loaded", "not-found", "masked"]),
+        active_state=st.sampled_from(["active", "inactive"]),
+        unit_file_state=st.sampled_from(["enabled", "disabled", ""]),
+        listen=st.lists(
+            st.sampled_from(["[::]:22", "0.0.0.0:2222", "22", "/run/x.sock", "x (Datagram)", ""]), max_size=3
+        ).map(tuple),
+    ),
+    max_size=2,
+)
+
+
+@settings(max_examples=250, deadline=None)
+@given(
+    main=fuzz_text,
+    others=st.dictionaries(st.sampled_from([f"/etc/ssh/d/{n}.conf" for n in range(5)]), fuzz_entry, max_size=5),
+    settings_=fuzz_desired,
+    with_plan=st.booleans(),
+    version=st.sampled_from(["", "OpenSSH_6.4p1", "OpenSSH_9.2p1 Debian", "OpenSSH_9.9", "garbage"]),
+    users=st.dictionaries(
+        st.sampled_from(["johndoe", "vmuser", "ops", "root"]),
+        st.one_of(st.none(), st.just(UserInfo("x", 1000, "/home/x", ("wheel",)))),
+    ),
+    complete=st.booleans(),
+    metas=st.lists(fuzz_meta, max_size=4),
+    units=fuzz_units,
+    dropins=st.dictionaries(st.just("/etc/systemd/system/ssh.socket.d/addresses.conf"), fuzz_text, max_size=1),
+)
+def test_find_problems_never_raises(
+    main: str,
+    others: dict[str, SnapshotEntry],
+    settings_: dict[str, Any] | None,
+    with_plan: bool,
+    version: str,
+    users: dict[str, UserInfo | None],
+    complete: bool,
+    metas: list[FileMeta],
+    units: dict[str, UnitState],
+    dropins: dict[str, str],
+) -> None:
+    files = {MAIN: SnapshotEntry(main), **others}
+    facts = HostFacts(
+        sshd_version_text=version,
+        files=files,
+        meta={m.path: m for m in metas},
+        users=users,
+        complete=complete,
+        units=units,
+        socket_dropins=dropins,
+    )
+    desired = desired_from(settings_) if settings_ is not None else None
+    plan = None
+    if with_plan and desired is not None:
+        from sshd_setup.core.plan import plan_host
+        from sshd_setup.templating import environment
+
+        plan = plan_host(desired, facts.source(), environment())
+    found = find_problems(desired, facts, plan)
+    assert all(isinstance(f, Finding) and isinstance(f.severity, Severity) for f in found)
+    assert all(f.code and f.code == f.code.upper() and " " not in f.code for f in found)
+    assert "INTERNAL-ERROR" not in {f.code for f in found}, [f.message for f in found if f.code == "INTERNAL-ERROR"]
+
+
+def test_deep_include_chains_loops_and_huge_lines_are_reported(tmp_path: Path) -> None:
+    chain = {f"/etc/ssh/c/{n}.conf": SnapshotEntry(f"Include /etc/ssh/c/{n + 1}.conf\n") for n in range(40)}
+    huge = "AuthorizedPrincipalsCommand /bin/" + "x" * 1_000_000 + "\n"
+    facts = HostFacts(files={MAIN: SnapshotEntry("Include /etc/ssh/c/0.conf\n" + huge), **chain})
+    found = find_problems(desired_from({"principals": [SINGLE]}), facts, None)
+    assert one(found, "INCLUDE-LOOP").severity is Severity.ERROR
+    assert "INTERNAL-ERROR" not in {f.code for f in found}
+    assert all(len(f.message) < 2000 for f in found)  # quotes of huge lines are cut short
+    loop = {
+        MAIN: SnapshotEntry("Include /etc/ssh/a.conf\n"),
+        "/etc/ssh/a.conf": SnapshotEntry("Include /etc/ssh/b.conf\n"),
+        "/etc/ssh/b.conf": SnapshotEntry("Include /etc/ssh/a.conf\n"),
+    }
+    found = find_problems(None, HostFacts(files=loop), None)
+    assert [(f.code, f.path) for f in found] == [("INCLUDE-LOOP", "/etc/ssh/b.conf")]
