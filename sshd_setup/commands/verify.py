@@ -30,6 +30,8 @@ class CheckResult:
     """passed / failed / error / skipped"""
     reason: str = ""
     description: str = ""
+    detail: str = ""
+    """What a passing check saw, when it says (e.g. 'ssh.socket is active')."""
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -38,6 +40,7 @@ class CheckResult:
             "status": self.status,
             "reason": self.reason,
             "description": self.description,
+            "detail": self.detail,
             "seconds": round(self.seconds, 3),
         }
 
@@ -103,6 +106,8 @@ class Collector:
             self._seen[key] = result
             self.hosts[host].checks.append(result)
         result.seconds += float(getattr(report, "duration", 0.0))
+        if "sshd_setup_detail" in props:
+            result.detail = str(props["sshd_setup_detail"])
         if report.passed or result.status in ("failed", "error"):
             return
         reason = str(props.get("sshd_setup_reason", ""))

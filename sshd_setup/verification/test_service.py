@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sshd_setup.verification.target import VerifyHost, fail
 
+RecordProperty = Callable[[str, object], None]
 
-def test_sshd_active(target: VerifyHost) -> None:
+
+def test_sshd_active(target: VerifyHost, record_property: RecordProperty) -> None:
     """The host's sshd unit is active (ssh.service or sshd.service; ssh.socket when socket-activated)."""
     service = target.service
     if service.manager != "systemd":
         result = target.run(service.check)
         if result.rc != 0:
             fail(f"sshd is not running: `{service.check}` exited {result.rc}")
+        record_property("sshd_setup_detail", f"`{service.check}` succeeded")
         return
-    unit = service.check.split()[-1]  # systemctl is-active --quiet UNIT: the service, or the socket
+    # On a socket-activated host the socket is what must be up: it starts sshd for the next connection.
+    unit = f"{service.unit}.socket" if target.facts.socket_activated else f"{service.unit}.service"
     state = target.run(f"systemctl is-active {unit}").stdout.strip() or "unknown"
     if state != "active":
         fail(f"{unit} is {state}, expected active (`systemctl start {unit}`; check `journalctl -u {unit}`)")
+    record_property("sshd_setup_detail", f"{unit} is active")
 
 
-def test_listening_on_22(target: VerifyHost) -> None:
+def test_listening_on_22(target: VerifyHost, record_property: RecordProperty) -> None:
     """Something listens on TCP port 22, where the gateway connects."""
     try:
         sockets = [str(s) for s in target.host.socket.get_listening_sockets()]
@@ -29,3 +36,4 @@ def test_listening_on_22(target: VerifyHost) -> None:
     if not any(s.startswith("tcp://") and s.rsplit(":", 1)[-1] == "22" for s in sockets):
         tcp = sorted({s.removeprefix("tcp://") for s in sockets if s.startswith("tcp://")})
         fail(f"nothing listens on TCP port 22 (TCP listeners: {', '.join(tcp) or 'none'})")
+    record_property("sshd_setup_detail", ", ".join(s.removeprefix("tcp://") for s in sockets if s.endswith(":22")))
