@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,14 @@ def _ssh_option(args: tuple[str, ...], name: str) -> str | None:
     return None
 
 
+def _tcp_socket(host: str, port: int | None, options: ConnectOptions) -> socket.socket:
+    """A TCP connection with TCP_NODELAY: every SSH request waits for its reply, so Nagle's algorithm
+    meeting the peer's delayed ACK would add ~40 ms to each (measured: a round trip 90 ms -> 3 ms)."""
+    sock = socket.create_connection((host, port or 22), timeout=options.connect_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def host_key_checking_default() -> bool:
     value = os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "true").lower()
     return value not in ("false", "no", "0", "off")
@@ -119,7 +128,16 @@ class SshTransport:
                     client.load_host_keys(str(file))
         client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
         try:
-            connection.open()
+            if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
+                connection.connect_kwargs["sock"] = _tcp_socket(connection.host, connection.port, self.options)
+            try:
+                connection.open()
+            except BaseException:  # do not leave the socket and the transport thread behind
+                client.close()
+                sock = connection.connect_kwargs.get("sock")
+                if sock is not None:
+                    sock.close()
+                raise
         except paramiko.BadHostKeyException:
             raise Unreachable(f"host key of {entry.address} does not match known_hosts: refusing to connect") from None
         except paramiko.SSHException as exc:
