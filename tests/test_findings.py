@@ -944,3 +944,43 @@ def test_deep_include_chains_loops_and_huge_lines_are_reported(tmp_path: Path) -
     }
     found = find_problems(None, HostFacts(files=loop), None)
     assert [(f.code, f.path) for f in found] == [("INCLUDE-LOOP", "/etc/ssh/b.conf")]
+
+
+# ---------------------------------------------------------------- the remaining codes
+
+
+@pytest.mark.oracle
+def test_principals_that_another_setting_still_admits_are_named(tmp_path: Path, host_keys: Path) -> None:
+    root = with_keys(build("include-order", tmp_path), host_keys)
+    desired = desired_from({"principals": [{"user": "vmuser", "principals": ["jdoe"]}]})
+    plan, found = plan_and_findings(root, desired, local_sshd_version())
+    also = one(found, "PRINCIPALS-ALSO-FROM")
+    assert (also.path, also.line, also.severity) == ("/etc/ssh/sshd_config.d/20-team-principals.conf", 2, Severity.INFO)
+    assert "for logins as vmuser" in also.message
+    apply_plan_to_dir(plan, root)
+    vmuser = sshd_effective(root, "vmuser")  # both sources apply: the file from our block, the team's command
+    assert vmuser.value("authorizedprincipalsfile") == "/etc/ssh/principals/vmuser"
+    assert vmuser.value("authorizedprincipalscommand") == "/usr/local/bin/team-principals %u"
+
+
+@pytest.mark.oracle
+def test_foreign_match_blocks_that_override_allow_all_for_some_users(tmp_path: Path, host_keys: Path) -> None:
+    root = with_keys(build("foreign-match", tmp_path), host_keys)
+    plan, found = plan_and_findings(root, desired_from({"allow_all": True}), local_sshd_version())
+    overrides = {(f.line, f.severity) for f in only(found, "FOREIGN-MATCH-OVERRIDES")}
+    assert overrides == {(7, Severity.WARNING), (11, Severity.WARNING)}
+    apply_plan_to_dir(plan, root)
+    assert sshd_effective(root, "deploy").value("authorizedprincipalscommand") == "/usr/local/bin/legacy-principals %u"
+    assert sshd_effective(root, "alice").value("authorizedprincipalscommand").startswith("/bin/bash -c")
+    assert sshd_effective(root, "alice", addr="10.9.9.9").value("pubkeyauthentication") == "no"
+
+
+def test_a_plan_that_sshd_would_refuse_is_an_error() -> None:
+    from sshd_setup.core.plan import FileChange
+
+    before = "UsePAM yes\n"
+    facts = HostFacts(files={MAIN: SnapshotEntry(before)})
+    plan = Plan(files=(FileChange(MAIN, before, before + "Match\n", "a broken plan"),))
+    found = find_problems(None, facts, plan)
+    assert [(f.code, f.severity) for f in found] == [("PLANNED-CONFIG-INVALID", Severity.ERROR)]
+    assert "Match with no criteria" in found[0].message
