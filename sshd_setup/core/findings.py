@@ -641,23 +641,29 @@ def _changed_values(ctx: _Context, keyword: str, legacy: bool) -> list[Finding]:
     out: list[Finding] = []
     reported: set[tuple[str, int]] = set()
     if ctx.after is not None and keyword != "trustedusercakeys":  # the foreign-CA check reports that one
-        shadowed: dict[tuple[str, int], tuple[Placed, Placed, list[str | None]]] = {}
+        shadowed: dict[tuple[str, int], tuple[Placed, list[Placed], list[str | None]]] = {}
         for user in [None, *ctx.mapped_users()]:
             groups = ctx.groups_of(user) if user else None
             was = _effective(ctx.before, (keyword,), user, groups, legacy=legacy).winner
             now = _effective(ctx.after, (keyword,), user, groups, legacy=legacy).winner
             if was is None or now is None or (was.path, was.lineno) in ctx.ours_before or _same(was, now):
                 continue
-            shadowed.setdefault((was.path, was.lineno), (was, now, []))[2].append(user)
-        for (path, line), (was, now, users) in shadowed.items():
+            entry = shadowed.setdefault((was.path, was.lineno), (was, [], []))
+            entry[1].append(now)
+            entry[2].append(user)
+        for (path, line), (was, nows, users) in shadowed.items():
             reported.add((path, line))
-            who = "; ".join(_who(u) for u in users)
+            if len({(n.path, n.lineno) for n in nows}) == 1:
+                instead = f"{_quote(nows[0])} at {ctx.describe(nows[0])} wins instead"
+            else:
+                instead = "sshd-setup's managed values win instead: " + "; ".join(
+                    f"{_quote(n)} {_who(u)}" for n, u in zip(nows, users, strict=True)
+                )
             out.append(
                 Finding(
                     "SETTING-SHADOWED",
                     WARNING,
-                    f"{_quote(was)} decides {_name(keyword)} now ({who}); after the change "
-                    f"{_quote(now)} at {ctx.describe(now)} wins instead",
+                    f"{_quote(was)} decides {_name(keyword)} now ({_whom(users)}); after the change {instead}",
                     "check with the owner of that line that the change is intended",
                     path,
                     line,
