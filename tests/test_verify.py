@@ -8,11 +8,13 @@ that names the problem, while an untouched host still passes.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from sshd_setup.core.desired import Mapping
@@ -390,3 +392,27 @@ def test_socket_activated_host_is_checked_through_its_socket(fresh_hosts, tmp_pa
     assert run.returncode == 1
     assert run.host("sock1")["status"] == "unreachable"
     assert "connection refused: sshd is not running or not listening on port 22" in run.host("sock1")["reason"]
+
+
+@pytest.mark.integration
+def test_molecule_scenario_converges_idempotently_and_verifies(tmp_path: Path) -> None:
+    """`molecule test` (molecule/default): create, converge, idempotence, verify, destroy on container hosts."""
+    bin_dir = str(Path(sys.executable).parent)  # molecule and ansible-* live beside this Python (dev extra)
+    if shutil.which("molecule", path=bin_dir) is None:
+        pytest.fail("molecule is not installed: pip install -e '.[dev]'", pytrace=False)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "NO_COLOR": "1", "ANSIBLE_NOCOLOR": "1"}
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
+    proc = subprocess.run(
+        [f"{bin_dir}/molecule", "test"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+        assert f"{step}: Executed: Successful" in output.replace("➜ ", ""), (step, output[-4000:])
+    assert "all 19 checks passed" in output
