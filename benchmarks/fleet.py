@@ -22,6 +22,7 @@ each host's sshd journal; command round trips per host come from sshd-setup's --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fleetrun import write_inventory  # noqa: E402
 from tests.testhosts import Fleet, Host, HostSpec  # noqa: E402
+from tests.testhosts._system import cgroup_roots, remove_cgroup_tree  # noqa: E402
 from tests.testhosts.certs import make_ca  # noqa: E402
 
 BASELINES = ROOT / "benchmarks" / "baselines"
@@ -269,13 +271,89 @@ class Phase:
     problems: list[str]
     round_trips: list[int] | None = None
     connections: list[int] | None = None
+    host_seconds_median: float | None = None
+    controller_cpu: float | None = None
+    hosts_cpu: float | None = None
+    machine_busy_before: float | None = None
     log: str = ""
 
 
-def timed(prep: Prepared, log: Path) -> tuple[float, int, str]:
+# --- CPU accounting: the contender's whole process tree and the fleet's containers, each a cgroup ---
+
+
+def unified_root() -> Path | None:
+    return next((r for r in cgroup_roots() if (r / "cgroup.controllers").exists()), None)
+
+
+def cpu_seconds(cgroup: Path | None) -> float:
+    """usage_usec of a cgroup v2 group (every process in it and below), in seconds; 0 if unknown."""
+    if cgroup is None:
+        return 0.0
+    with contextlib.suppress(OSError, ValueError):
+        for line in (cgroup / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+    return 0.0
+
+
+def fleet_cgroup(fleet: Fleet) -> Path | None:
+    return next((p for p in fleet.cgroup_paths if (p / "cpu.stat").exists()), None)
+
+
+class ContenderGroup:
+    """A cgroup holding the contender's processes, daemonized ones included (Ansible's ssh masters)."""
+
+    def __init__(self, name: str) -> None:
+        root = unified_root()
+        self.path = None if root is None else root / "sshd-setup-bench" / f"{os.getpid()}-{name}"
+        if self.path is not None:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self.path = None
+
+    def enter(self) -> None:  # runs in the child between fork and exec
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                (self.path / "cgroup.procs").write_text("0")
+
+    def remove(self) -> None:
+        if self.path is None:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (self.path / "cgroup.procs").read_text().split():
+            time.sleep(0.1)
+        remove_cgroup_tree(self.path)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Fraction of all CPUs busy (anyone's work) over SECONDS, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields[:8]) - idle, sum(fields[:8])
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return round((busy1 - busy0) / max(1, total1 - total0), 2)
+
+
+def timed(prep: Prepared, log: Path, group: ContenderGroup) -> tuple[float, int, str]:
     started = time.perf_counter()
     proc = subprocess.run(
-        prep.argv, cwd=prep.cwd, env=prep.env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800
+        prep.argv,
+        cwd=prep.cwd,
+        env=prep.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        preexec_fn=group.enter,  # only this thread runs now: no lock can be held across the fork
     )
     seconds = time.perf_counter() - started
     log.write_text(
@@ -307,6 +385,7 @@ def run_contender(
 ) -> dict[str, Any]:
     fleet = boot(n, log)
     prep = None
+    group = ContenderGroup(name)
     try:
         prep = prepare(name, fleet, work, ca_key)
         pristine = states(fleet)
@@ -314,24 +393,42 @@ def run_contender(
         result: dict[str, Any] = {}
         before = pristine
         for phase, expect_reload in (("first", True), ("noop", False)):
-            seconds, rc, stdout = timed(prep, work / f"{phase}.log")
+            busy = machine_busy()
+            cpu0, hosts0 = cpu_seconds(group.path), cpu_seconds(fleet_cgroup(fleet))
+            seconds, rc, stdout = timed(prep, work / f"{phase}.log", group)
+            cpu1, hosts1 = cpu_seconds(group.path), cpu_seconds(fleet_cgroup(fleet))
             after = states(fleet)
             problems, logins = check(before, after, ca_key, expect_reload)
             if rc != 0:
                 problems.insert(0, f"exit status {rc} (see {work / f'{phase}.log'})")
+                if name == "sshd-setup":
+                    with contextlib.suppress(ValueError, KeyError):
+                        for h in json.loads(stdout)["hosts"]:
+                            if h["status"] not in ("changed", "unchanged"):
+                                problems.insert(1, f"{h['host']}: {h['status']}: {h['reason']}")
             entry = Phase(round(seconds, 3), not problems, round(logins, 2), problems[:10])
-            if name == "sshd-setup" and rc == 0:
+            entry.controller_cpu = round(cpu1 - cpu0, 2) if group.path else None
+            entry.hosts_cpu = round(hosts1 - hosts0, 2) if fleet_cgroup(fleet) else None
+            entry.machine_busy_before = busy
+            if name in ("sshd-setup", "floor") and rc == 0:
                 hosts = json.loads(stdout)["hosts"]
-                entry.round_trips = [h["round_trips"] for h in hosts]
-                entry.connections = [h["connections"] for h in hosts]
+                entry.host_seconds_median = round(statistics.median(h["seconds"] for h in hosts), 3)
+                if name == "sshd-setup":
+                    entry.round_trips = [h["round_trips"] for h in hosts]
+                    entry.connections = [h["connections"] for h in hosts]
             result[phase] = asdict(entry)
             mark = "ok" if entry.ok else f"WRONG: {problems[0]}"
-            log(f"  {LABELS[name]:<18} {phase:<6} {seconds:7.2f} s  {mark}")
+            per_host = f", per host {entry.host_seconds_median:.3f} s" if entry.host_seconds_median else ""
+            log(
+                f"  {LABELS[name]:<18} {phase:<6} {seconds:7.2f} s  {mark}  (cpu: controller {entry.controller_cpu}"
+                f" s, hosts {entry.hosts_cpu} s; machine {busy:.0%} busy before{per_host})"
+            )
             before = after
         return result
     finally:
         if prep is not None:
             prep.cleanup()
+        group.remove()
         fleet.down()
 
 
@@ -356,6 +453,11 @@ def median_of(runs: list[dict[str, Any]], phase: str) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def median_value(runs: list[dict[str, Any]], phase: str, key: str) -> float | None:
+    values = [r[phase][key] for r in runs if r[phase].get(key) is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
     runs = report["runs"]
     table: dict[str, Any] = {}
@@ -364,6 +466,8 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         table[name] = {phase: median_of(mine, phase) for phase in ("first", "noop")}
         table[name]["ok"] = all(r[p]["ok"] for r in mine for p in ("first", "noop"))
         table[name]["logins_per_host"] = {p: mine[-1][p]["logins_per_host"] for p in ("first", "noop")}
+        for key in ("controller_cpu", "hosts_cpu", "machine_busy_before"):
+            table[name][key] = {p: median_value(mine, p, key) for p in ("first", "noop")}
     ours = table.get("sshd-setup", {})
 
     def ratio(a: float | None, b: float | None) -> float | None:
@@ -401,6 +505,10 @@ def fmt(value: float | None, suffix: str = "") -> str:
     return "-" if value is None else f"{value:.2f}{suffix}"
 
 
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def print_report(report: dict[str, Any]) -> None:
     s = report["summary"]
     n = report["hosts"]
@@ -416,6 +524,13 @@ def print_report(report: dict[str, Any]) -> None:
             f" {fmt(x['noop'], 'x'):>13} {logins['first']:>5.1f} / {logins['noop']:<4.1f}"
             f"  {'yes' if row['ok'] else 'NO'}"
         )
+    print("\nCPU seconds used (first apply / no-op), and how busy the machine was just before (anyone's work):")
+    print(f"{'contender':<18} {'controller':>15} {'hosts':>15} {'machine busy':>15}")
+    for name, row in s["table"].items():
+        c, h, b = row["controller_cpu"], row["hosts_cpu"], row["machine_busy_before"]
+        controller = f"{fmt(c['first'])} / {fmt(c['noop'])}"
+        hosts = f"{fmt(h['first'])} / {fmt(h['noop'])}"
+        print(f"{LABELS[name]:<18} {controller:>15} {hosts:>15} {pct(b['first']) + ' / ' + pct(b['noop']):>15}")
     if s["round_trips"]:
         print(
             f"sshd-setup per host: round trips {s['round_trips']['first']} (apply) / {s['round_trips']['noop']}"
