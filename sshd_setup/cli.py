@@ -40,6 +40,24 @@ def render(
     raise typer.Exit(run_render(inventory=inventory, host=host, root=root, diff=diff, out=out))
 
 
+@app.command()
+def lint(
+    path: str | None = typer.Argument(
+        None, help="Main sshd_config to check (default /etc/ssh/sshd_config; with --root, a path inside ROOT)."
+    ),
+    root: Path | None = typer.Option(None, "--root", help="Directory standing for the host's '/'."),
+    json_output: bool = typer.Option(False, "--json", help="Print the findings as JSON (schema 1)."),
+    inventory: Path | None = typer.Option(
+        None, "--inventory", "-i", help="Also check this inventory host's desired state (with --host)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="Inventory host whose desired state to check."),
+) -> None:
+    """Pre-flight findings for a local sshd_config tree, offline: exit 0 clean, 1 with errors, 2 bad usage."""
+    from sshd_setup.commands.lint import run_lint
+
+    raise typer.Exit(run_lint(path=path, root=root, json_output=json_output, inventory=inventory, host=host))
+
+
 LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y.")
 ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")

@@ -95,9 +95,7 @@ def test_allow_all_admits_any_principal_as_any_existing_user(fresh_hosts, tmp_pa
     host = fleet.hosts[0]
     host.run("useradd -m alice && useradd -m bob")
     ca = make_ca(tmp_path)
-    inventory = write_inventory(
-        fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key], "allow_all": True}
-    )
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key], "allow_all": True})
     run = sshd_setup("apply", "-i", inventory, "--json", "--allow", "ALLOW-ALL")
     assert run.returncode == 0, run.stdout + run.stderr
     key = make_user_key(tmp_path / "k", "anyone")
@@ -214,5 +212,49 @@ def test_socket_activated_host_converges_without_a_reload_error(fresh_hosts, tmp
     run = sshd_setup("apply", "-i", inventory, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.host("sock1")["status"] == "changed", run.host("sock1")
+    key = make_user_key(tmp_path / "k", "person")
+    assert try_login(host, "johndoe", key, ca.sign(key, ["jdoe"])).success
+
+
+def test_foreign_ca_is_refused_by_default_and_merged_when_asked(fresh_hosts, tmp_path: Path) -> None:
+    fleet = fresh_hosts([HostSpec("ca1")])
+    host = fleet.hosts[0]
+    old_ca = make_ca(tmp_path / "old")
+    host.write_file("/etc/ssh/old_ca.pub", (old_ca.public_key + "\n").encode())
+    host.run(
+        "printf 'TrustedUserCAKeys /etc/ssh/old_ca.pub\\n' > /etc/ssh/sshd_config.d/50-old-ca.conf"
+        " && systemctl reload ssh && useradd -m alice"
+    )
+    new_ca = make_ca(tmp_path / "new")
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(new_ca.public_key))
+
+    refused = sshd_setup("apply", "-i", inventory, "--json")
+    assert refused.returncode == 1
+    result = refused.host("ca1")
+    assert result["status"] == "blocked" and "FOREIGN-CA-KEYS" in result["reason"], result
+
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(new_ca.public_key, foreign_ca_keys="merge"))
+    merged = sshd_setup("apply", "-i", inventory, "--json")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert old_ca.public_key.split()[1] in host.read_file("/etc/ssh/ca.pub").decode()
+    key = make_user_key(tmp_path / "k", "person")
+    assert try_login(host, "alice", key, old_ca.sign(key, ["alice"], name="old-alice")).success  # still trusted
+    assert try_login(host, "johndoe", key, new_ca.sign(key, ["jdoe"], name="new-jdoe")).success
+
+
+def test_missing_user_blocks_unless_create_users(fresh_hosts, tmp_path: Path) -> None:
+    fleet = fresh_hosts([HostSpec("user1")])
+    host = fleet.hosts[0]
+    before = etc_ssh_state(host)
+    ca = make_ca(tmp_path)
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key, create_users=False))
+    run = sshd_setup("apply", "-i", inventory, "--json")
+    assert run.returncode == 1
+    result = run.host("user1")
+    assert result["status"] == "blocked" and "USER-MISSING" in result["reason"], result
+    assert etc_ssh_state(host) == before
+    created = sshd_setup("apply", "-i", write_inventory(fleet, tmp_path / "i2.yml", settings(ca.public_key)), "--json")
+    assert created.returncode == 0 and created.host("user1")["users_created"] == ["johndoe", "vmuser", "ops"]
+    assert host.run("getent passwd johndoe").returncode == 0
     key = make_user_key(tmp_path / "k", "person")
     assert try_login(host, "johndoe", key, ca.sign(key, ["jdoe"])).success

@@ -260,7 +260,7 @@ def test_an_included_file_the_facts_could_not_read_is_an_error() -> None:
     [
         ("port-2222", ["2222"], None, {("PORT-NOT-22", 2, "error"), ("NO-PORT-22", 2, "error")}),
         ("listen-port", ["22"], ["0.0.0.0:2200"], {("LISTEN-PORT-NOT-22", 2, "error"), ("NO-PORT-22", 2, "error")}),
-        ("extra-port", ["22", "2222"], None, {("PORT-NOT-22", 2, "warning")}),
+        ("extra-port", ["22", "2222"], None, {("PORT-NOT-22", 2, "error")}),
         ("debian", ["22"], None, set()),
     ],
 )

@@ -956,9 +956,11 @@ def _check_ports(ctx: _Context) -> list[Finding]:
     if not listens:
         effective = set(port_set)
     has22 = 22 in effective
-    severity = WARNING if has22 else ERROR
+    # Any other port is an error, even beside 22: the gateway proxies only to 22, so the other port is
+    # a way in that bypasses it; the operator must say it is intended (--allow PORT-NOT-22).
+    severity = ERROR
     tail = (
-        "; sshd still listens on 22 too, which is what the gateway uses"
+        "; sshd also listens on 22 (the gateway's port), but this port bypasses the gateway"
         if has22
         else "; the gateway only connects to port 22"
     )
@@ -969,7 +971,7 @@ def _check_ports(ctx: _Context) -> list[Finding]:
                     "PORT-NOT-22",
                     severity,
                     f"{_quote(d)}: sshd listens on port {port}{tail}",
-                    "add `Port 22` (or allow this finding if the host is reached some other way)",
+                    "remove it (keep `Port 22`), or pass --allow PORT-NOT-22 if the extra port is intended",
                     d.path,
                     d.lineno,
                 )
@@ -981,7 +983,7 @@ def _check_ports(ctx: _Context) -> list[Finding]:
                     "LISTEN-PORT-NOT-22",
                     severity,
                     f"{_quote(d)} binds port {port}{tail}",
-                    "listen on port 22 on the address the gateway reaches",
+                    "listen on port 22 on the address the gateway reaches, or pass --allow LISTEN-PORT-NOT-22",
                     d.path,
                     d.lineno,
                 )

@@ -14,19 +14,21 @@ sendfile() {
   if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; return 0; fi
   r "FILE $1"; base64 < "$1" || true; r "EOF"
 }
-includes() {
-  awk '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
+# values KEYWORD FILE: the arguments of every KEYWORD line of a config file, one per line
+values() {
+  awk -v want="$1" '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
-         if (kw != "include") next
+         if (kw != want) next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
-         for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; if (a[i] != "") print a[i] } }' "$1" 2>/dev/null
+         for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; if (a[i] != "") print a[i] } }' "$2" 2>/dev/null
 }
 follow() {
   [ "$2" -gt 16 ] && return 0
   sendfile "$1"
   { [ -f "$1" ] && [ -r "$1" ]; } || return 0
-  for pattern in $(includes "$1" | tr -d "\"'"); do
+  CONFIGS="$CONFIGS $1"
+  for pattern in $(values include "$1" | tr -d "\"'"); do
     case "$pattern" in /*) ;; *) pattern="/etc/ssh/$pattern";; esac
     for f in $pattern; do
       [ -e "$f" ] || continue
@@ -36,6 +38,7 @@ follow() {
   done
 }
 SEEN=""
+CONFIGS=""
 r "BEGIN 1"
 r "OSRELEASE"; { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; } | base64; r "EOF"
 SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
@@ -54,6 +57,15 @@ else r "INIT sysvinit"; fi
 follow "$MAIN" 0
 [ -e "$MAIN" ] || follow /usr/etc/ssh/sshd_config 0
 for f in $EXTRA_FILES; do sendfile "$f"; done
+# CA files named anywhere in the tree (a foreign TrustedUserCAKeys to merge or report), crypto policy.
+for c in $CONFIGS; do
+  for f in $(values trustedusercakeys "$c" | tr -d "\"'"); do
+    case "$f" in /*) sendfile "$f";; none) ;; *) sendfile "/etc/ssh/$f";; esac
+  done
+done
+for f in /etc/crypto-policies/back-ends/opensshserver.config /etc/sysconfig/sshd; do
+  [ -e "$f" ] && sendfile "$f"
+done
 for p in $META_PATHS; do meta "$p"; done
 for u in $USERS; do
   line=$(getent passwd "$u" 2>/dev/null | head -n 1)
