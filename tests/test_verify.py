@@ -416,3 +416,33 @@ def test_molecule_scenario_converges_idempotently_and_verifies(tmp_path: Path) -
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
         assert f"{step}: Executed: Successful" in output.replace("➜ ", ""), (step, output[-4000:])
     assert "all 19 checks passed" in output
+
+
+def test_allow_all_host_and_allowed_finding_codes(fresh_hosts, tmp_path: Path) -> None:
+    fleet = fresh_hosts([HostSpec("all1"), HostSpec("port1")])
+    fleet.host("port1").run(
+        "printf 'Port 2222\\nPort 22\\n' > /etc/ssh/sshd_config.d/10-port.conf && systemctl reload ssh"
+    )
+    ca = make_ca(tmp_path)
+    inventory = write_inventory(
+        fleet,
+        tmp_path / "inventory.yml",
+        {"ca_keys": [ca.public_key]},
+        host_settings={"all1": {"allow_all": True}, "port1": {"principals": MAPPINGS[:1], "create_users": True}},
+    )
+    applied = sshd_setup("apply", "-i", inventory, "--allow", "PORT-NOT-22")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+
+    strict = sshd_setup("verify", "-i", inventory, "--json")
+    assert strict.returncode == 1
+    # allow-all: no mapping, so no per-mapping check; the unmapped user must get the allow-all command.
+    assert strict.host("all1")["status"] == "passed", strict.host("all1")
+    checks_run = {c["check"] for c in strict.host("all1")["checks"]}
+    assert "unmapped_user_unaffected" in checks_run and not any("[" in c for c in checks_run), checks_run
+    # The extra port is an error finding that apply was told to accept; verify says so unless told too.
+    assert set(failing(strict, "port1")) == {"no_error_findings"}, strict.host("port1")
+    assert failing(strict, "port1")["no_error_findings"].startswith("PORT-NOT-22")
+
+    allowed = sshd_setup("verify", "-i", inventory, "--json", "--allow", "PORT-NOT-22")
+    assert allowed.returncode == 0, allowed.stdout
+    assert sshd_setup("verify", "-i", inventory, "--allow", "no such code!").returncode == 2

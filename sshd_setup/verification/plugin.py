@@ -163,6 +163,15 @@ def mapping(request: pytest.FixtureRequest) -> Mapping:
     return request.param  # type: ignore[no-any-return]
 
 
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Close a host's connection as soon as its last check ran (items are grouped per host)."""
+    host = host_name(item)
+    if host is not None and (nextitem is None or host_name(nextitem) != host):
+        verify_host = item.config.stash.get(_TARGETS, {}).get(host)
+        if verify_host is not None:
+            verify_host.close()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for verify_host in session.config.stash.get(_TARGETS, {}).values():
         verify_host.close()

@@ -105,8 +105,8 @@ class VerifyHost:
         return bool(getattr(self.host.backend, "sudo", False))
 
     def close(self) -> None:
-        backend = self.host.backend
-        client = backend.__dict__.get("client")
+        """Close the SSH connection; a later command would open a new one."""
+        client = self.host.backend.__dict__.pop("client", None)  # the backend's cached_property
         if client is not None:
             client.close()
 
