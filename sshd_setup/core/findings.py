@@ -971,7 +971,8 @@ def _check_ports(ctx: _Context) -> list[Finding]:
                     "PORT-NOT-22",
                     severity,
                     f"{_quote(d)}: sshd listens on port {port}{tail}",
-                    "remove it (keep `Port 22`), or pass --allow PORT-NOT-22 if the extra port is intended",
+                    ("remove it (keep `Port 22`)" if has22 else "add `Port 22` (and remove this one)")
+                    + ", or pass --allow PORT-NOT-22 if the extra port is intended",
                     d.path,
                     d.lineno,
                 )
