@@ -98,7 +98,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", hosts, indirect=True, ids=[entry.name for entry in hosts], scope="session")
 
 
-MODULE_ORDER = ("test_ca_file", "test_sshd_config", "test_principals", "test_effective_config", "test_service")
+MODULE_ORDER = (
+    "test_ca_file",
+    "test_sshd_config",
+    "test_principals",
+    "test_effective_config",
+    "test_service",
+    "test_state",
+)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
