@@ -111,8 +111,9 @@ MODULE_ORDER = (
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every check of one host together, in the suite's order (pytest's default groups by fixture param)."""
-    none: list[HostEntry] = []
-    hosts = config.stash.get(_HOSTS, none)
+    if _HOSTS not in config.stash:
+        return  # no verification check was collected: leave any other session's order alone
+    hosts = config.stash[_HOSTS]
     order = {entry.name: index for index, entry in enumerate(hosts)}
 
     def key(item: pytest.Item) -> tuple[int, int, str, int, int]:
