@@ -157,6 +157,20 @@ def rollback(
     )
 
 
+@app.command()
+def verify(
+    inventory: Path = InventoryOption,
+    limit: str | None = LimitOption,
+    as_json: bool = JsonOption,
+    allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
+    host_key_checking: bool | None = HostKeyOption,
+) -> None:
+    """Prove every host matches the inventory: the testinfra verification suite, read-only."""
+    from sshd_setup.commands.verify import run_verify
+
+    raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+
+
 def main() -> None:
     try:
         app()

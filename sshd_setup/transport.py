@@ -144,16 +144,17 @@ class SshTransport:
         checking = self.options.host_key_checking
         strict = _ssh_option(entry.ssh_args, "StrictHostKeyChecking")
         if strict is not None and strict.lower() in ("no", "off", "accept-new"):
-            checking = strict.lower() == "accept-new"
-        known = [_ssh_option(entry.ssh_args, "UserKnownHostsFile"), connection.ssh_config.get("userknownhostsfile")]
+            checking = False  # unknown keys accepted; a CHANGED key is still refused (BadHostKeyException)
+        # As ssh: UserKnownHostsFile (inventory, then ~/.ssh/config) replaces ~/.ssh/known_hosts.
+        named = _ssh_option(entry.ssh_args, "UserKnownHostsFile") or connection.ssh_config.get("userknownhostsfile")
+        user_files = str(named).split() if named else ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
         port = connection.port or 22
         name = connection.host if port == 22 else f"[{connection.host}]:{port}"  # as paramiko looks it up
-        for path in [*(k for k in known if k), "/etc/ssh/ssh_known_hosts"]:
-            for one in str(path).split():
-                file = Path(os.path.expanduser(one))
-                if file.is_file():
-                    for keytype, key in (_known_hosts(file).lookup(name) or {}).items():
-                        client.get_host_keys().add(name, keytype, key)
+        for path in [*user_files, "/etc/ssh/ssh_known_hosts"]:
+            file = Path(os.path.expanduser(path))
+            if file.is_file():
+                for keytype, key in (_known_hosts(file).lookup(name) or {}).items():
+                    client.get_host_keys().add(name, keytype, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
         try:
             if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket

@@ -96,7 +96,7 @@ def test_allow_all_admits_any_principal_as_any_existing_user(fresh_hosts, tmp_pa
     host.run("useradd -m alice && useradd -m bob")
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key], "allow_all": True})
-    run = sshd_setup("apply", "-i", inventory, "--json", "--allow", "ALLOW-ALL")
+    run = sshd_setup("apply", "-i", inventory, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     key = make_user_key(tmp_path / "k", "anyone")
     cert = ca.sign(key, ["someone-else"])
@@ -240,6 +240,8 @@ def test_foreign_ca_is_refused_by_default_and_merged_when_asked(fresh_hosts, tmp
     key = make_user_key(tmp_path / "k", "person")
     assert try_login(host, "alice", key, old_ca.sign(key, ["alice"], name="old-alice")).success  # still trusted
     assert try_login(host, "johndoe", key, new_ca.sign(key, ["jdoe"], name="new-jdoe")).success
+    again = sshd_setup("apply", "-i", inventory, "--json")  # merged keys stay kept: a true no-op
+    assert again.returncode == 0 and again.host("ca1")["status"] == "unchanged", again.host("ca1")
 
 
 def test_missing_user_blocks_unless_create_users(fresh_hosts, tmp_path: Path) -> None:

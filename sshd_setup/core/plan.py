@@ -145,10 +145,11 @@ def render_main(
     if body and not body[-1].endswith("\n"):
         body[-1] += newline
     new = top + "".join(body) + (bottom if desired.mappings else "")
-    return new, _main_reason(blocks, top, bottom if desired.mappings else None, current is None), blocks
+    moved = current is not None and new != current
+    return new, _main_reason(blocks, top, bottom if desired.mappings else None, current is None, moved), blocks
 
 
-def _main_reason(blocks: _Blocks, top: str, bottom: str | None, creating: bool) -> str:
+def _main_reason(blocks: _Blocks, top: str, bottom: str | None, creating: bool, moved: bool = False) -> str:
     if creating:
         return "create: sshd_config with the gateway CA block and the principal mappings"
     parts: list[str] = []
@@ -167,7 +168,9 @@ def _main_reason(blocks: _Blocks, top: str, bottom: str | None, creating: bool) 
     stray = set(blocks.found) - {TOP_NAME, MATCH_NAME}
     if stray:
         parts.append(f"drop unknown managed block(s) {', '.join(sorted(stray))}")
-    return "; ".join(parts) or "unchanged: managed blocks already match the inventory"
+    if not parts and not moved:
+        return "unchanged: managed blocks already match the inventory"
+    return "; ".join(parts) or "move the managed blocks back to the very top and the very end"
 
 
 def render_ca(env: jinja2.Environment, keys: tuple[PublicKey, ...], kept: tuple[PublicKey, ...], kept_from: str) -> str:
@@ -256,8 +259,12 @@ def _foreign_ca_keys(
     if main_before is None or desired.foreign_ca_keys != "merge":
         return (), ""
     tree = load_tree(source, desired.sshd_config)
-    current = tree.effective("trustedusercakeys")
-    if current is None or current.line.value in ("none", desired.ca_path):
+    # The TrustedUserCAKeys that would be in force without our block: after a first merge ours wins,
+    # and the foreign keys must stay kept on every later run.
+    current = next(
+        (d for d in tree.global_values("trustedusercakeys") if d.line.value not in ("none", desired.ca_path)), None
+    )
+    if current is None:
         return (), ""
     path = current.line.value
     text = _read(source, path)
