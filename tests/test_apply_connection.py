@@ -144,3 +144,64 @@ def test_local_connection_reads_this_machine_in_dry_run(tmp_path: Path) -> None:
     assert result["status"] in ("would-change", "blocked", "unchanged"), result
     assert any(f["path"] == "/etc/ssh/sshd_config" for f in result["files"]) or result["status"] == "blocked"
     assert Path("/etc/ssh/sshd_config").read_bytes() == before
+
+
+def _run_in_pty(argv: list[str], answer: str, timeout: float = 120) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal, type `answer` at its password prompt, return (exit code, output)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    output, answered, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"BECOME password:" in output:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(leader)
+    return proc.returncode, output.decode(errors="replace")
+
+
+def test_ask_become_pass_feeds_sudo_a_password_typed_at_a_terminal(fresh_hosts, tmp_path: Path) -> None:
+    import sys
+
+    fleet = fresh_hosts([HostSpec("pass1")])
+    host = fleet.hosts[0]
+    host.run(
+        "useradd -m -s /bin/sh deploy && echo 'deploy:correct horse' | chpasswd"
+        " && install -d -o deploy -m 700 /home/deploy/.ssh"
+        " && install -o deploy -m 600 /root/.ssh/authorized_keys /home/deploy/.ssh/authorized_keys"
+        " && echo 'deploy ALL=(ALL) ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy"
+    )
+    ca = make_ca(tmp_path)
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key]})
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"].update({"ansible_user": "deploy", "ansible_become": True})
+    inventory.write_text(yaml.safe_dump(data))
+    argv = [sys.executable, "-m", "sshd_setup", "apply", "-i", str(inventory), "-K"]
+
+    wrong_code, wrong_out = _run_in_pty(argv, "wrong password")
+    assert wrong_code == 1, wrong_out
+    assert "wrong password" not in wrong_out  # the typed password is never echoed or printed
+    assert b"TrustedUserCAKeys" not in host.read_file("/etc/ssh/sshd_config")
+
+    code, out = _run_in_pty(argv, "correct horse")
+    assert code == 0, out
+    assert "correct horse" not in out
+    assert b"TrustedUserCAKeys /etc/ssh/ca.pub" in host.read_file("/etc/ssh/sshd_config")
