@@ -172,7 +172,11 @@ class ConfigTree:
         return [d for d in self.placed(keyword) if all(c.evaluate(None) for c in d.conditions)]
 
     def effective(self, keyword: str, conn: Connection | None = None) -> Placed | None:
-        """The directive that decides keyword's value for conn (None = start-up), or None for default."""
+        """The directive that decides keyword's value for conn (None = start-up), or None for default.
+
+        First value wins, as in OpenSSH >= 9.4. Older sshd (bz3574) lets the LAST AuthorizedPrincipalsCommand
+        win until an AuthorizedKeysCommand is read; core/findings.py models that per version.
+        """
         if conn is not None:
             for d in self.placed(keyword):
                 if d.conditions and all(c.evaluate(conn) for c in d.conditions):
