@@ -190,6 +190,7 @@ class SshTransport:
             channel.sendall((prefix + script).encode("utf-8", "surrogateescape"))
             channel.shutdown_write()
             stdout, stderr = bytearray(), bytearray()
+            deadline = time.monotonic() + (timeout or self.options.command_timeout)
             while True:
                 if channel.recv_ready():
                     stdout += channel.recv(65536)
@@ -197,6 +198,12 @@ class SshTransport:
                     stderr += channel.recv_stderr(65536)
                 elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
+                elif time.monotonic() > deadline:
+                    channel.close()
+                    raise Unreachable(
+                        f"command on {self.entry.address} did not finish within "
+                        f"{timeout or self.options.command_timeout:.0f}s"
+                    )
                 else:
                     time.sleep(0.002)
             status = channel.recv_exit_status()

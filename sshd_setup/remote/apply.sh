@@ -7,7 +7,10 @@ SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
 BK_ROOT=/var/backups/sshd-setup
 STAGED=""
 STAGE_FAILED=""
-staged_name() { printf '%s/.%s.sshd-setup-new' "$(dirname "$1")" "$(basename "$1")"; }
+RESTORECON=$(command -v restorecon 2>/dev/null || true)
+# /dir/name -> /dir/.name.sshd-setup-new (parameter expansion: no process per call)
+staged_name() { printf '%s/.%s.sshd-setup-new' "${1%/*}" "${1##*/}"; }
+relabel() { [ -z "$RESTORECON" ] || "$RESTORECON" "$1" 2>/dev/null || true; }
 
 # stage TARGET MODE|- OWNER GROUP  < base64 content
 stage() {
@@ -39,13 +42,13 @@ backup() {
   mkdir -p "$BK_ROOT" && chmod 0700 "$BK_ROOT" && mkdir -p "$BK/files" || fail backup "cannot create $BK"
   for t in $STAGED; do
     if [ -e "$t" ]; then
-      mkdir -p "$BK/files$(dirname "$t")" && cp -a "$t" "$BK/files$t" || fail backup "cannot back up $t"
+      mkdir -p "$BK/files${t%/*}" && cp -a "$t" "$BK/files$t" || fail backup "cannot back up $t"
       echo "existed $t" >> "$BK/manifest"
     else
       echo "created $t" >> "$BK/manifest"
     fi
   done
-  r "BACKUP $(basename "$BK")"
+  r "BACKUP ${BK##*/}"
   ls -1 "$BK_ROOT" | grep -E '^[0-9]{8}T[0-9]{6}' | sort -r | awk -v keep="$KEEP" 'NR > keep' |
     while read -r old; do rm -rf "${BK_ROOT:?}/$old"; done
 }
@@ -53,7 +56,7 @@ backup() {
 install_staged() {
   for t in $STAGED; do
     mv -f "$(staged_name "$t")" "$t" || { restore_backup; fail install "cannot rename into $t"; }
-    command -v restorecon >/dev/null 2>&1 && restorecon "$t" 2>/dev/null
+    relabel "$t"
   done
   r "STEP installed"
 }
@@ -68,11 +71,16 @@ restore_backup() {
   done < "$BK/manifest"
 }
 
+# wait_active: sshd (or its socket) is up; a failing re-exec after SIGHUP takes a moment to show,
+# so a first success is confirmed once more after a short pause.
 wait_active() {
   i=0
   while [ $i -lt 20 ]; do
+    if eval "$CHECK"; then
+      sleep 0.05
+      eval "$CHECK" && return 0
+    fi
     sleep 0.1
-    eval "$CHECK" && return 0
     i=$((i + 1))
   done
   return 1
@@ -113,7 +121,7 @@ rollback_to() {
   SAVE="$BK_ROOT/$TS"; [ -e "$SAVE" ] && SAVE="$SAVE-$$"
   mkdir -p "$SAVE/files"
   while read -r kind t; do
-    if [ -e "$t" ]; then mkdir -p "$SAVE/files$(dirname "$t")"; cp -a "$t" "$SAVE/files$t"; echo "existed $t" >> "$SAVE/manifest"
+    if [ -e "$t" ]; then mkdir -p "$SAVE/files${t%/*}"; cp -a "$t" "$SAVE/files$t"; echo "existed $t" >> "$SAVE/manifest"
     else echo "created $t" >> "$SAVE/manifest"; fi
     case "$kind" in
       existed) cp -a "$BK/files$t" "$(staged_name "$t")" && STAGED="$STAGED $t";;
@@ -122,10 +130,10 @@ rollback_to() {
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
   main="$MAIN"; case " $STAGED " in *" $MAIN "*) main=$(staged_name "$MAIN");; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || { rm -rf "$SAVE"; fail validate "$out"; }
-  r "BACKUP $(basename "$SAVE")"
+  r "BACKUP ${SAVE##*/}"
   while read -r kind t; do
     case "$kind" in
-      existed) mv -f "$(staged_name "$t")" "$t"; command -v restorecon >/dev/null 2>&1 && restorecon "$t" 2>/dev/null;;
+      existed) mv -f "$(staged_name "$t")" "$t"; relabel "$t";;
       created) rm -f "$t";;
     esac
   done < "$BK/manifest"

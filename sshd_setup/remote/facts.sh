@@ -68,10 +68,13 @@ for f in /etc/crypto-policies/back-ends/opensshserver.config /etc/sysconfig/sshd
 done
 for p in $META_PATHS; do meta "$p"; done
 for u in $USERS; do
-  line=$(getent passwd "$u" 2>/dev/null | head -n 1)
+  line=$(getent passwd "$u" 2>/dev/null) || line=""
   if [ -n "$line" ]; then
-    uid=$(printf '%s' "$line" | cut -d: -f3); home=$(printf '%s' "$line" | cut -d: -f6)
-    r "USER $u $uid $home $(id -Gn "$u" 2>/dev/null | tr ' ' ',')"
+    IFS=: read -r _name _pw uid _gid _gecos home _shell <<EOF_USER
+$line
+EOF_USER
+    groups=$(id -Gn "$u" 2>/dev/null)
+    r "USER $u $uid $home $(printf '%s' "$groups" | sed 's/ /,/g')"
   else r "NOUSER $u"; fi
 done
 r "BACKUPS $(ls -1 /var/backups/sshd-setup 2>/dev/null | grep -E '^[0-9]{8}T[0-9]{6}' | tr '\n' ' ')"
