@@ -118,7 +118,7 @@ def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
 def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
     gathered = transport.run_script(facts_script(entry.desired))
     if not gathered.ok and "@@END" not in gathered.stdout:
-        result.reason = f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
+        result.reason = _facts_failure(gathered)
         return
     assessment = assess(entry, gathered.stdout)
     plan, findings, service = assessment.plan, assessment.findings, assessment.service
@@ -311,6 +311,14 @@ def _blocked_reason(blocking: list[Finding]) -> str:
     first = blocking[0]
     more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
     return f"{first.code}: {first.message}{more}; allow with --allow {first.code} if intended"
+
+
+def _facts_failure(gathered: CommandResult) -> str:
+    if "incorrect password" in gathered.stderr or "Sorry, try again" in gathered.stderr:
+        return "sudo refused the become password (check the password given with --ask-become-pass)"
+    if "a password is required" in gathered.stderr:
+        return "sudo needs a password on this host: run with --ask-become-pass (-K)"
+    return f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
 
 
 def _first_line(text: str) -> str:

@@ -194,10 +194,11 @@ def test_ask_become_pass_feeds_sudo_a_password_typed_at_a_terminal(fresh_hosts, 
     data = yaml.safe_load(inventory.read_text())
     data["all"]["vars"].update({"ansible_user": "deploy", "ansible_become": True})
     inventory.write_text(yaml.safe_dump(data))
-    argv = [sys.executable, "-m", "sshd_setup", "apply", "-i", str(inventory), "-K"]
+    argv = [sys.executable, "-m", "sshd_setup", "apply", "-i", str(inventory), "-K", "--json"]
 
     wrong_code, wrong_out = _run_in_pty(argv, "wrong password")
     assert wrong_code == 1, wrong_out
+    assert "sudo refused the become password" in wrong_out
     assert "wrong password" not in wrong_out  # the typed password is never echoed or printed
     assert b"TrustedUserCAKeys" not in host.read_file("/etc/ssh/sshd_config")
 
