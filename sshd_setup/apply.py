@@ -16,7 +16,7 @@ from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.diffing import unified_diff
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
-from sshd_setup.remote import apply_script, rollback_script
+from sshd_setup.remote import apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
 from sshd_setup.templating import environment
 from sshd_setup.transport import CommandResult, ConnectOptions, Transport, Unreachable, connect
@@ -40,21 +40,9 @@ def timestamp() -> str:
 def records(output: str) -> dict[str, list[str]]:
     """@@KIND rest records of a remote script; OUTPUT blocks decoded."""
     found: dict[str, list[str]] = {}
-    lines = output.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("@@"):
-            continue
-        kind, _, rest = line[2:].partition(" ")
+    for kind, rest, block in iter_records(output, frozenset({"OUTPUT"})):
         if kind == "OUTPUT":
-            body: list[str] = []
-            while i < len(lines) and lines[i] != "@@EOF":
-                body.append(lines[i])
-                i += 1
-            i += 1
-            rest = base64.b64decode("".join(body)).decode("utf-8", "replace").strip()
+            rest = base64.b64decode(block).decode("utf-8", "replace").strip()
         found.setdefault(kind, []).append(rest)
     return found
 

@@ -14,7 +14,7 @@ import shlex
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
 from sshd_setup.core.tree import SnapshotEntry
-from sshd_setup.remote import script
+from sshd_setup.remote import iter_records, script
 
 VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
 
@@ -46,9 +46,12 @@ class FactsError(ValueError):
     """The facts output could not be understood."""
 
 
-def _decode(lines: list[str]) -> str:
+_BLOCKS = frozenset({"FILE", "OSRELEASE", "DROPIN", "SYSTEMD"})
+
+
+def _decode(block: str) -> str:
     try:
-        return base64.b64decode("".join(lines), validate=False).decode("utf-8", "surrogateescape")
+        return base64.b64decode(block, validate=False).decode("utf-8", "surrogateescape")
     except (binascii.Error, ValueError) as exc:
         raise FactsError(f"bad base64 in facts: {exc}") from None
 
@@ -62,20 +65,9 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         raise FactsError("the facts command printed no facts (is /bin/sh there, does sudo need a password?)")
     if "@@END" not in lines:
         raise FactsError("the facts command stopped before its end")
-    i = 1
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("@@"):
-            continue
-        kind, _, rest = line[2:].partition(" ")
-        if kind in ("FILE", "OSRELEASE", "DROPIN", "SYSTEMD"):
-            body: list[str] = []
-            while i < len(lines) and lines[i] != "@@EOF":
-                body.append(lines[i])
-                i += 1
-            i += 1
-            text = _decode(body)
+    for kind, rest, block in iter_records(output, _BLOCKS):
+        if kind in _BLOCKS:
+            text = _decode(block)
             if kind == "FILE":
                 facts.files[rest] = SnapshotEntry(text)
             elif kind == "DROPIN":
@@ -83,7 +75,7 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             elif kind == "SYSTEMD":
                 _systemd_units(facts, text)
             else:
-                _os_release(facts, text)
+                facts.apply_os_release(text)
         elif kind == "UNREADABLE":
             facts.files[rest] = SnapshotEntry(None, "permission denied or not a regular file")
         elif kind == "DIR":
@@ -113,17 +105,6 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "BACKUPS":
             backups = rest.split()
     return facts, backups
-
-
-def _os_release(facts: HostFacts, text: str) -> None:
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        key, sep, value = raw.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    facts.os_id = values.get("ID", "")
-    facts.os_like = tuple(values.get("ID_LIKE", "").split())
-    facts.os_version = values.get("VERSION_ID", "")
 
 
 def _systemd_units(facts: HostFacts, text: str) -> None:

@@ -116,17 +116,6 @@ def _meta(root: Path, path: str, users: dict[int, str], groups: dict[int, str]) 
     return FileMeta(path, True, owner, group, stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
 
 
-def _os_release(facts: HostFacts, text: str) -> None:
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        key, sep, value = raw.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    facts.os_id = values.get("ID", "")
-    facts.os_like = tuple(values.get("ID_LIKE", "").split())
-    facts.os_version = values.get("VERSION_ID", "")
-
-
 def _socket_facts(source: _RecordingSource, facts: HostFacts) -> None:
     """An enabled ssh.socket (Ubuntu >= 22.10) with the ListenStream lines of its unit and drop-ins."""
     inner = source.inner
@@ -203,7 +192,7 @@ def offline_facts(root: Path, main: str, desired: Desired | None) -> tuple[HostF
             parent = posixpath.dirname(parent)
     release = _read_local(source.inner, "/etc/os-release") or _read_local(source.inner, "/usr/lib/os-release")
     if release is not None:
-        _os_release(facts, release)
+        facts.apply_os_release(release)
     _socket_facts(source, facts)
     return facts, plan
 

@@ -71,6 +71,17 @@ class HostFacts:
     complete: bool = True
     """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
 
+    def apply_os_release(self, text: str) -> None:
+        """Take ID, ID_LIKE and VERSION_ID from the text of an os-release file."""
+        values: dict[str, str] = {}
+        for raw in text.splitlines():
+            key, sep, value = raw.partition("=")
+            if sep:
+                values[key.strip()] = value.strip().strip('"').strip("'")
+        self.os_id = values.get("ID", "")
+        self.os_like = tuple(values.get("ID_LIKE", "").split())
+        self.os_version = values.get("VERSION_ID", "")
+
     def source(self) -> SnapshotSource:
         return SnapshotSource(dict(self.files), set(self.dirs))
 
