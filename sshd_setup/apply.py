@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -80,14 +81,15 @@ def assess(entry: HostEntry, output: str) -> Assessment:
     return Assessment(plan, findings, service_plan(facts), backups, create)
 
 
-def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
+def _with_host(entry: HostEntry, options: RunOptions, work: Callable[[Transport, HostResult], None]) -> HostResult:
+    """Connect, run `work`, and turn every failure into this host's result; always close and time it."""
     started = time.monotonic()
     result = HostResult(entry.name, Status.FAILED, "")
     transport: Transport | None = None
     try:
         transport = connect(entry, options.connect)
         result.connections = 1
-        _pipeline(entry, options, transport, result)
+        work(transport, result)
     except Unreachable as exc:
         result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
         result.reason = str(exc)
@@ -101,6 +103,10 @@ def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
             transport.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
+    return _with_host(entry, options, lambda transport, result: _pipeline(entry, options, transport, result))
 
 
 def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
@@ -237,53 +243,36 @@ def _rollback_after_guard(
 
 def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> HostResult:
     """Restore a backup (the latest, or `to`), validated, reloaded, guarded."""
-    started = time.monotonic()
-    result = HostResult(entry.name, Status.FAILED, "")
-    transport: Transport | None = None
-    try:
-        transport = connect(entry, options.connect)
-        result.connections = 1
-        gathered = transport.run_script(facts_script(entry.desired))
-        facts, backups = parse_facts(gathered.stdout)
-        service = service_plan(facts)
-        target = to or (sorted(backups)[-1] if backups else None)
-        if target is None or target not in backups:
-            result.reason = f"no backup {to} on this host" if to else "no backup on this host"
-            return result
-        restored = transport.run_script(
-            rollback_script(
-                timestamp=timestamp(),
-                backup=target,
-                reload=options.reload,
-                service=service,
-                main=entry.desired.sshd_config,
-            )
+    return _with_host(entry, options, lambda transport, result: _rollback(entry, options, transport, result, to))
+
+
+def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, to: str | None) -> None:
+    gathered = transport.run_script(facts_script(entry.desired))
+    facts, backups = parse_facts(gathered.stdout)
+    service = service_plan(facts)
+    target = to or (sorted(backups)[-1] if backups else None)
+    if target is None or target not in backups:
+        result.reason = f"no backup {to} on this host" if to else "no backup on this host"
+        return
+    restored = transport.run_script(
+        rollback_script(
+            timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=entry.desired.sshd_config
         )
-        found = records(restored.stdout)
-        result.backup = target
-        if "FAIL" in found:
-            output = (found.get("OUTPUT") or [""])[0]
-            result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
-            return result
-        if options.reload:
-            problem = _lockout_guard(entry, options, service)
-            result.connections += 1
-            if problem is not None:
-                result.reason = f"restored {target} but the new login failed: {problem}"
-                return result
-        result.status, result.reloaded = Status.CHANGED, options.reload
-        result.reason = f"restored backup {target}" + (" and reloaded" if options.reload else "")
-    except Unreachable as exc:
-        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
-        result.reason = str(exc)
-    except FactsError as exc:
-        result.reason = f"facts: {exc}"
-    finally:
-        if transport is not None:
-            result.round_trips = transport.round_trips
-            transport.close()
-        result.seconds = time.monotonic() - started
-    return result
+    )
+    found = records(restored.stdout)
+    result.backup = target
+    if "FAIL" in found:
+        output = (found.get("OUTPUT") or [""])[0]
+        result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
+        return
+    if options.reload:
+        problem = _lockout_guard(entry, options, service)
+        result.connections += 1
+        if problem is not None:
+            result.reason = f"restored {target} but the new login failed: {problem}"
+            return
+    result.status, result.reloaded = Status.CHANGED, options.reload
+    result.reason = f"restored backup {target}" + (" and reloaded" if options.reload else "")
 
 
 def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
