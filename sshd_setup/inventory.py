@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
-from sshd_setup.core.names import check_hostname, check_inventory_name, check_path, check_user
+from sshd_setup.core.names import check_hostname, check_inventory_name, check_user
 from sshd_setup.errors import InputError
 
 SETTINGS_VAR = "sshd_setup"
@@ -285,7 +285,6 @@ def load_inventory(path: Path) -> Inventory:
         path.suffix in (".ini", ".cfg", "")
         and not text.lstrip().startswith(("all:", "---"))
         and (re.search(r"^\s*\[", text, re.M) or "=" in text or not text.strip().endswith(":"))
-        and path.suffix not in (".yml", ".yaml")
     ):
         _parse_ini_inventory(path, text, groups)
     else:
@@ -390,9 +389,6 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
             raise InputError(f"{origin}.ca_keys_file", f"cannot read {file}: {exc}") from None
 
     desired = build_desired(values, f"{where}: {SETTINGS_VAR}", read_keys_file)
-    for mapping in desired.mappings:
-        if mapping.file and check_path(mapping.file):
-            raise InputError(where, str(check_path(mapping.file)))
     return HostEntry(
         name=host,
         groups=tuple(groups),
