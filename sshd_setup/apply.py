@@ -10,17 +10,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sshd_setup.core.finding import Finding, Severity
-from sshd_setup.core.plan import Plan, plan_host
 from sshd_setup.core.service import ServicePlan, service_plan
-from sshd_setup.diffing import unified_diff
+from sshd_setup.core.tree import load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
-from sshd_setup.remote import apply_script, iter_records, rollback_script
+from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
-from sshd_setup.templating import environment
 from sshd_setup.transport import CommandResult, ConnectOptions, Transport, Unreachable, connect
+
+if TYPE_CHECKING:
+    from sshd_setup.core.plan import Plan
 
 GUARD_SECONDS = 5.0
 
@@ -48,6 +50,18 @@ def records(output: str) -> dict[str, list[str]]:
     return found
 
 
+def warm_up() -> None:
+    """Import and compile what assess() needs (~40 ms of CPU). Called by the main thread while the workers
+    wait for their first SSH handshakes, so that time overlaps with the hosts' work instead of adding to it."""
+    from sshd_setup import diffing  # noqa: F401
+    from sshd_setup.core import findings  # noqa: F401
+    from sshd_setup.templating import environment
+
+    env = environment()
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)
+
+
 def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR and f.code not in allow]
 
@@ -59,6 +73,10 @@ class Assessment:
     service: ServicePlan
     backups: list[str]
     users_to_create: tuple[str, ...]
+    ports: tuple[int, ...] = ()
+    """Where sshd listens now (the apply script watches these sockets to see the reload happen)."""
+    file_modes: dict[str, FileMode] = field(default_factory=dict)
+    """Owner and mode of existing files the plan rewrites in place."""
 
     @property
     def is_noop(self) -> bool:
@@ -67,7 +85,9 @@ class Assessment:
 
 def assess(entry: HostEntry, output: str) -> Assessment:
     """Pure part of a host's run: parse facts, plan, find problems."""
-    from sshd_setup.core.findings import find_problems
+    from sshd_setup.core.findings import find_problems, listen_ports
+    from sshd_setup.core.plan import plan_host
+    from sshd_setup.templating import environment
 
     facts, backups = parse_facts(output)
     plan = plan_host(entry.desired, facts.source(), environment())
@@ -78,7 +98,16 @@ def assess(entry: HostEntry, output: str) -> Assessment:
             findings.append(finding)
     missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
     create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
-    return Assessment(plan, findings, service_plan(facts), backups, create)
+    try:
+        ports = tuple(sorted(listen_ports(load_tree(facts.source(), entry.desired.sshd_config))))
+    except Exception:  # a tree the findings above already call broken: wait for the init system instead
+        ports = ()
+    modes = {
+        path: (meta.mode, meta.owner, meta.group)
+        for path, meta in facts.meta.items()
+        if meta.exists and not meta.is_dir and "UNKNOWN" not in (meta.owner, meta.group) and meta.owner and meta.group
+    }
+    return Assessment(plan, findings, service_plan(facts), backups, create, ports, modes)
 
 
 def _with_host(entry: HostEntry, options: RunOptions, work: Callable[[Transport, HostResult], None]) -> HostResult:
@@ -110,13 +139,15 @@ def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
 
 
 def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
-    gathered = transport.run_script(facts_script(entry.desired))
+    gathered = transport.run_script(facts_script(entry.desired, transport.sshd_version))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
         return
     assessment = assess(entry, gathered.stdout)
     plan, findings, service = assessment.plan, assessment.findings, assessment.service
     result.findings = findings
+    from sshd_setup.diffing import unified_diff
+
     result.files = [FileReport(c.path, c.reason, c.changed, unified_diff(c) if c.changed else "") for c in plan.files]
     blocking = _blocking(findings, options.allow)
     if options.check_only:
@@ -141,10 +172,10 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         reload=options.reload,
         service=service,
         main=entry.desired.sshd_config,
-        ca_path=entry.desired.ca_path,
         directories=plan.directories,
-        files=[(c.path, c.after, c.mode) for c in plan.changes],
+        files=[(c.path, c.after, _file_mode(c.path, c.mode, assessment)) for c in plan.changes],
         users=assessment.users_to_create,
+        ports=assessment.ports,
     )
     applied = transport.run_script(script)
     found = records(applied.stdout)
@@ -163,12 +194,20 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         result.status, result.reason = Status.CHANGED, f"written and validated, not reloaded (--no-reload): {changed}"
         return
     result.reloaded = True
-    guard = _lockout_guard(entry, options, service)
+    guard = _lockout_guard(entry, options)
     result.connections += 1
+    result.round_trips += 1
     if guard is None:
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}; new login verified"
         return
     _rollback_after_guard(entry, options, transport, service, result, guard)
+
+
+def _file_mode(path: str, mode: int | None, assessment: Assessment) -> FileMode | None:
+    """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
+    if mode is not None:
+        return (mode, "root", "root")
+    return assessment.file_modes.get(path)
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
@@ -177,8 +216,6 @@ def _report_failure(result: HostResult, found: dict[str, list[str]], applied: Co
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
     if step == "validate":
         result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
-    elif step == "validate-ca":
-        result.reason = f"ssh-keygen refused the CA file, nothing changed: {_first_line(output)}"
     elif rolled is not None:
         result.status = Status.ROLLED_BACK if rolled == "ok" else Status.FAILED
         state = "sshd is up again" if rolled == "ok" else "sshd is NOT running after the rollback"
@@ -187,27 +224,29 @@ def _report_failure(result: HostResult, found: dict[str, list[str]], applied: Co
         result.reason = f"{step} failed, nothing changed: {_first_line(output) or _first_line(applied.stderr)}"
 
 
-def _lockout_guard(entry: HostEntry, options: RunOptions, service: ServicePlan) -> str | None:
-    """Open a NEW connection with the same credentials and check sshd; None when fine, else why not."""
+def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
+    """Log in on a NEW connection with the same credentials and run a shell; None when fine, else why not.
+
+    The apply script has already seen the reloaded sshd bind its socket again (or the init system call it
+    up), so this login is served by the new configuration.
+    """
     deadline = time.monotonic() + GUARD_SECONDS
     problem = "not tried"
     while time.monotonic() < deadline:
         try:
             fresh = connect(entry, options.connect)
-        except Unreachable as exc:  # sshd refuses connections for a few ms after a reload
+        except Unreachable as exc:  # sshd refuses connections for a few ms around a reload
             problem = str(exc)
             time.sleep(0.05)
             continue
         try:
-            check = fresh.run_script(f"{service.check}\n")
+            if fresh.probe():
+                return None
+            problem = "a new login could not run a shell command"
         except Unreachable as exc:
             problem = str(exc)
-            continue
         finally:
             fresh.close()
-        if check.ok:
-            return None
-        problem = f"sshd is not active after the reload ({service.check})"
         time.sleep(0.1)
     return problem
 
@@ -232,7 +271,7 @@ def _rollback_after_guard(
         result.reason = f"lockout guard failed ({problem}); rollback impossible: {exc}"
         return
     found = records(restored.stdout)
-    again = _lockout_guard(entry, options, service) if "FAIL" not in found else "rollback failed"
+    again = _lockout_guard(entry, options) if "FAIL" not in found else "rollback failed"
     result.connections += 1
     if again is None:
         result.status = Status.ROLLED_BACK
@@ -247,9 +286,9 @@ def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> Host
 
 
 def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, to: str | None) -> None:
-    gathered = transport.run_script(facts_script(entry.desired))
-    facts, backups = parse_facts(gathered.stdout)
-    service = service_plan(facts)
+    gathered = transport.run_script(facts_script(entry.desired, transport.sshd_version))
+    assessment = assess(entry, gathered.stdout)
+    service, backups = assessment.service, assessment.backups
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"
@@ -266,7 +305,7 @@ def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, resul
         result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
         return
     if options.reload:
-        problem = _lockout_guard(entry, options, service)
+        problem = _lockout_guard(entry, options)
         result.connections += 1
         if problem is not None:
             result.reason = f"restored {target} but the new login failed: {problem}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import shlex
+from dataclasses import replace
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
@@ -19,10 +20,15 @@ from sshd_setup.remote import iter_records, script
 VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
 
 
-def facts_script(desired: Desired) -> str:
-    """The one command that gathers facts for this desired state."""
+def facts_script(desired: Desired, sshd_version: str = "") -> str:
+    """The one command that gathers facts for this desired state.
+
+    sshd_version: what the server's SSH banner says (e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'); it spares the
+    host an `sshd -V`. sshd re-executes its installed binary for every connection, so the banner names the
+    installed version. Empty: the script asks sshd.
+    """
     extra = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
-    meta: list[str] = []
+    meta: list[str] = [desired.sshd_config]  # its owner and mode, kept when it is rewritten
     for path in extra:
         meta.append(path)
         parent = path.rsplit("/", 1)[0] or "/"
@@ -37,6 +43,7 @@ def facts_script(desired: Desired) -> str:
             f"EXTRA_FILES={shlex.quote(' '.join(extra))}",
             f"META_PATHS={shlex.quote(' '.join(meta))}",
             f"USERS={shlex.quote(' '.join(users))}",
+            f"SSHD_VERSION={shlex.quote(sshd_version)}",
         ]
     )
     return header + "\n" + script("facts.sh")
@@ -65,6 +72,7 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         raise FactsError("the facts command printed no facts (is /bin/sh there, does sudo need a password?)")
     if "@@END" not in lines:
         raise FactsError("the facts command stopped before its end")
+    unit_files: dict[str, str] = {}
     for kind, rest, block in iter_records(output, _BLOCKS):
         if kind in _BLOCKS:
             text = _decode(block)
@@ -95,15 +103,25 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
                     facts.meta[path] = FileMeta(path, True, owner, group, int(mode, 8) if mode.isdigit() else 0, is_dir)
                     if is_dir:
                         facts.dirs.add(path)
+        elif kind == "USERS":  # asked for; those without a USER record do not exist
+            for name in rest.split():
+                facts.users.setdefault(name, None)
         elif kind == "USER":
-            parts = rest.split(" ")
-            if len(parts) >= 3 and parts[1].isdigit():
-                groups = tuple(g for g in (parts[3] if len(parts) > 3 else "").split(",") if g)
-                facts.users[parts[0]] = UserInfo(parts[0], int(parts[1]), parts[2], groups)
-        elif kind == "NOUSER":
-            facts.users[rest] = None
+            parts = rest.split(" ", 2)
+            if len(parts) == 3 and parts[1].isdigit():
+                facts.users[parts[0]] = UserInfo(parts[0], int(parts[1]), parts[2])
+        elif kind == "GROUPS":
+            name, _, groups = rest.partition(" ")
+            info = facts.users.get(name)
+            if info is not None:
+                facts.users[name] = replace(info, groups=tuple(groups.split()))
+        elif kind == "UNITFILE":
+            name, _, state = rest.partition(" ")
+            unit_files[name] = state
         elif kind == "BACKUPS":
             backups = rest.split()
+    for name, state in unit_files.items():  # systemctl was not asked: what the unit files say
+        facts.units.setdefault(name, UnitState(name, load_state=state, active_state="unknown"))
     return facts, backups
 
 

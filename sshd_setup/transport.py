@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sshd_setup.errors import SshdSetupError
 from sshd_setup.inventory import HostEntry
+from sshd_setup.sockets import tcp_connection
 
 if TYPE_CHECKING:
     from paramiko import HostKeys
@@ -50,7 +50,16 @@ class ConnectOptions:
 class Transport(Protocol):
     round_trips: int
 
+    @property
+    def sshd_version(self) -> str:
+        """'OpenSSH_9.2p1 Debian-2+deb12u3' from the server's banner; '' when unknown."""
+        ...
+
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult: ...
+
+    def probe(self) -> bool:
+        """Run a shell builtin as the login user (no sudo): True when a session works."""
+        ...
 
     def close(self) -> None: ...
 
@@ -79,14 +88,6 @@ def _ssh_option(args: tuple[str, ...], name: str) -> str | None:
         if key.lower() == wanted:
             return value.strip()
     return None
-
-
-def _tcp_socket(host: str, port: int | None, options: ConnectOptions) -> socket.socket:
-    """A TCP connection with TCP_NODELAY: every SSH request waits for its reply, so Nagle's algorithm
-    meeting the peer's delayed ACK would add ~40 ms to each (measured: a round trip 90 ms -> 3 ms)."""
-    sock = socket.create_connection((host, port or 22), timeout=options.connect_timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
 
 
 _KNOWN_HOSTS: dict[tuple[str, int, int], HostKeys] = {}
@@ -158,7 +159,8 @@ class SshTransport:
         client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
         try:
             if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
-                connection.connect_kwargs["sock"] = _tcp_socket(connection.host, connection.port, self.options)
+                timeout = self.options.connect_timeout
+                connection.connect_kwargs["sock"] = tcp_connection(connection.host, connection.port or 22, timeout)
             try:
                 connection.open()
             except BaseException:  # do not leave the socket and the transport thread behind
@@ -179,36 +181,65 @@ class SshTransport:
         self._connection = connection
         return self
 
+    @property
+    def sshd_version(self) -> str:
+        banner = str(getattr(self._connection.transport, "remote_version", "") or "")
+        version = banner.removeprefix("SSH-2.0-")
+        return version if version.startswith("OpenSSH_") and version.isprintable() else ""
+
+    def probe(self) -> bool:
+        from paramiko import SSHException
+
+        self.round_trips += 1
+        try:
+            channel = self._connection.transport.open_session(timeout=self.options.connect_timeout)
+        except (OSError, EOFError, SSHException) as exc:
+            raise Unreachable(f"connection to {self.entry.address}: no session: {exc}") from None
+        try:
+            channel.exec_command("exit 0")
+            if not channel.status_event.wait(self.options.connect_timeout):
+                raise Unreachable(f"{self.entry.address} did not answer a new session's `exit 0` in time")
+            return bool(channel.exit_status == 0)
+        except (OSError, EOFError) as exc:
+            raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
+        finally:
+            channel.close()
+
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        from paramiko import SSHException
+
         command, prefix = _shell_command(self.entry.become, self.options.become_password, self.entry.user)
         transport = self._connection.transport
         self.round_trips += 1
-        try:
-            channel = transport.open_session()
-            channel.settimeout(timeout or self.options.command_timeout)
-            channel.exec_command(command)
-            channel.sendall((prefix + script).encode("utf-8", "surrogateescape"))
-            channel.shutdown_write()
-            stdout, stderr = bytearray(), bytearray()
-            deadline = time.monotonic() + (timeout or self.options.command_timeout)
+        limit = timeout or self.options.command_timeout
+        deadline = time.monotonic() + limit
+
+        def drain(read: Any) -> bytes:
+            """Blocking reads (no polling) until end of stream, within the deadline."""
+            data = bytearray()
             while True:
-                if channel.recv_ready():
-                    stdout += channel.recv(65536)
-                elif channel.recv_stderr_ready():
-                    stderr += channel.recv_stderr(65536)
-                elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
-                    break
-                elif time.monotonic() > deadline:
-                    channel.close()
-                    raise Unreachable(
-                        f"command on {self.entry.address} did not finish within "
-                        f"{timeout or self.options.command_timeout:.0f}s"
-                    )
-                else:
-                    time.sleep(0.002)
-            status = channel.recv_exit_status()
-            channel.close()
-        except (OSError, EOFError) as exc:
+                channel.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = read(65536)
+                if not chunk:
+                    return bytes(data)
+                data += chunk
+
+        try:
+            channel = transport.open_session(timeout=self.options.connect_timeout)
+            try:
+                channel.exec_command(command)
+                channel.sendall((prefix + script).encode("utf-8", "surrogateescape"))
+                channel.shutdown_write()
+                # stdout first, then stderr: paramiko buffers stderr meanwhile (our scripts write little there)
+                stdout, stderr = drain(channel.recv), drain(channel.recv_stderr)
+                if not channel.status_event.wait(max(0.01, deadline - time.monotonic())):
+                    raise TimeoutError
+                status = channel.exit_status
+            finally:
+                channel.close()
+        except TimeoutError:
+            raise Unreachable(f"command on {self.entry.address} did not finish within {limit:.0f}s") from None
+        except (OSError, EOFError, SSHException) as exc:
             raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
         return CommandResult(status, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace"))
 
@@ -228,6 +259,14 @@ class LocalTransport:
 
     def connect(self) -> LocalTransport:
         return self
+
+    @property
+    def sshd_version(self) -> str:
+        return ""
+
+    def probe(self) -> bool:
+        self.round_trips += 1
+        return True
 
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
         command, prefix = _shell_command(self.entry.become and os.geteuid() != 0, self.options.become_password, None)

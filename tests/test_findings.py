@@ -563,6 +563,27 @@ def test_sshd_too_old_for_what_is_configured(version: str, expected: set[str], t
     assert all(f.severity is Severity.ERROR and f.line for f in found)
 
 
+ED25519_CA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPbVWIJxh+ihMDWjde3pqPjgA3gOd3iOWqQfvv08ehi1 edca"
+
+
+@pytest.mark.parametrize(
+    ("version", "too_old"),
+    [("OpenSSH_6.4p1 Debian-5", True), ("OpenSSH_6.5p1", False), ("OpenSSH_9.2p1 Debian-2+deb12u3", False)],
+)
+def test_ca_key_type_the_host_cannot_read(version: str, too_old: bool, tmp_path: Path) -> None:
+    # sshd -t never reads TrustedUserCAKeys: without this finding an unreadable CA key would only show as
+    # every certificate login failing after the reload.
+    root = build("debian", tmp_path)
+    desired = desired_from({"ca_keys": [ED25519_CA], "principals": [{"user": "root", "any_principal": True}]})
+    facts, plan = offline_facts(root, MAIN, desired)
+    facts.sshd_version_text = version
+    found = [f for f in only(find_problems(desired, facts, plan), "SSHD-TOO-OLD") if "CA key type" in f.message]
+    assert bool(found) is too_old
+    if too_old:
+        assert "ssh-ed25519 needs OpenSSH 6.5" in found[0].message and found[0].severity is Severity.ERROR
+        assert (found[0].path, found[0].line) == (MAIN, 4)  # our TrustedUserCAKeys line, as planned
+
+
 # ---------------------------------------------------------------- 8. algorithm lists
 
 
@@ -984,3 +1005,20 @@ def test_a_plan_that_sshd_would_refuse_is_an_error() -> None:
     found = find_problems(None, facts, plan)
     assert [(f.code, f.severity) for f in found] == [("PLANNED-CONFIG-INVALID", Severity.ERROR)]
     assert "Match with no criteria" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("config", "ports"),
+    [
+        ("", {22}),
+        ("Port 2222\nPort 22\n", {22, 2222}),
+        ("Port 2222\nListenAddress 10.0.0.1:8022\nListenAddress 10.0.0.2\n", {8022, 2222}),
+        ("ListenAddress [::1]:830\n", {830}),
+        ("Match User x\n  Port 99\n", {22}),
+    ],
+)
+def test_listen_ports_as_sshd_binds_them(config: str, ports: set[int]) -> None:
+    from sshd_setup.core.findings import listen_ports
+    from sshd_setup.core.tree import SnapshotSource, load_tree
+
+    assert listen_ports(load_tree(SnapshotSource.of({MAIN: config}, {"/etc/ssh"}), MAIN)) == ports

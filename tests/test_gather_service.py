@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from pathlib import Path
 
 from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.service import service_plan
@@ -39,8 +40,11 @@ SAMPLE = f"""@@BEGIN 1
 @@META root:root:644:regular file:/etc/ssh/ca.pub
 @@META root:wheel:775:directory:/etc/ssh/principals
 @@META -:-:-:missing:/etc/ssh/vm list.txt
-@@USER johndoe 1001 /home/johndoe johndoe,wheel
-@@NOUSER ops
+@@USERS johndoe ops
+@@USER johndoe 1001 /home/johndoe
+@@GROUPS johndoe johndoe wheel
+@@UNITFILE ssh.socket loaded
+@@UNITFILE sshd.service loaded
 @@BACKUPS 20261101T101010Z 20261102T101010Z
 @@END
 """
@@ -57,6 +61,8 @@ def test_parse_facts_reads_every_record() -> None:
     assert not facts.meta["/etc/ssh/vm list.txt"].exists
     assert facts.users["johndoe"] is not None and facts.users["johndoe"].groups == ("johndoe", "wheel")
     assert facts.users["ops"] is None
+    assert facts.units["ssh.socket"].exists and not facts.units["ssh.socket"].active  # from its unit file only
+    assert facts.units["sshd.service"].active  # systemctl's word wins over the unit file's
     assert backups == ["20261101T101010Z", "20261102T101010Z"]
 
 
@@ -105,3 +111,45 @@ def test_reload_decision_by_distribution_and_units() -> None:
     assert service_plan(old_debian).reload == "service ssh reload"
     suse = HostFacts(os_id="opensuse-tumbleweed", os_like=("opensuse", "suse"), init="sysvinit")
     assert service_plan(suse).reload == "service sshd reload"
+
+
+def _run_facts(tmp_path: Path, config: str, sshd_version: str = "") -> str:
+    main = tmp_path / "sshd_config"
+    main.write_text(config)
+    desired = desired_from({"sshd_config": str(main), "principals": [{"user": "root", "principal": "admin"}]})
+    proc = subprocess.run(
+        ["sh", "-s"], input=facts_script(desired, sshd_version), capture_output=True, text=True, timeout=60
+    )
+    assert "@@END" in proc.stdout, proc.stderr
+    return proc.stdout
+
+
+def test_users_groups_are_looked_up_only_when_the_config_names_groups(tmp_path: Path) -> None:
+    plain = _run_facts(tmp_path, "PermitRootLogin prohibit-password\n")
+    assert "@@USER root 0 " in plain and "@@GROUPS" not in plain
+    for config in ("Match Group wheel\n  PasswordAuthentication no\n", "AllowGroups root\n", "DenyGroups x\n"):
+        output = _run_facts(tmp_path, config)
+        facts, _ = parse_facts(output)
+        root = facts.users["root"]
+        assert root is not None and "root" in root.groups, config
+
+
+def test_the_banner_spares_the_host_an_sshd_run(tmp_path: Path) -> None:
+    output = _run_facts(tmp_path, "Port 22\n", sshd_version="OpenSSH_9.9p1 Example-1")
+    facts, _ = parse_facts(output)
+    assert facts.sshd_version_text == "OpenSSH_9.9p1 Example-1" and facts.sshd_version == (9, 9)
+
+
+def test_relative_includes_are_read_from_etc_ssh_not_the_working_directory(tmp_path: Path) -> None:
+    # A relative Include is relative to /etc/ssh (sshd's rule); the script runs in the user's home, so a
+    # file of the same name there must not be taken instead.
+    (tmp_path / "decoy.conf").write_text("Port 2222\n")
+    main = tmp_path / "sshd_config"
+    main.write_text("Include decoy.conf\n")
+    desired = desired_from({"sshd_config": str(main), "principals": [{"user": "root", "principal": "admin"}]})
+    proc = subprocess.run(
+        ["sh", "-s"], input=facts_script(desired), capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    facts, _ = parse_facts(proc.stdout)
+    assert str(tmp_path / "decoy.conf") not in facts.files
+    assert "/etc/ssh/decoy.conf" not in facts.files or facts.files["/etc/ssh/decoy.conf"].text is None

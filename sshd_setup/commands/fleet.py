@@ -6,10 +6,10 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from sshd_setup.apply import RunOptions, rollback_host, run_host
+from sshd_setup.apply import RunOptions, rollback_host, run_host, warm_up
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_findings, print_warnings
@@ -36,32 +36,45 @@ def connect_options(ask_become_pass: bool, host_key_checking: bool | None) -> Co
 
 
 def _run_pool(
-    hosts: list[HostEntry], forks: int, work: Callable[[HostEntry], HostResult], show_progress: bool
+    hosts: list[HostEntry],
+    forks: int,
+    work: Callable[[HostEntry], HostResult],
+    show_progress: bool,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> list[HostResult]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Run work on every host, forks at a time; `meanwhile` runs on this thread once all are submitted."""
     if forks < 1:
         raise InputError("--forks", "must be at least 1")
     results: dict[str, HostResult] = {}
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        disable=not show_progress,
-    )
-    with progress, ThreadPoolExecutor(max_workers=min(forks, len(hosts))) as pool:
-        task = progress.add_task("hosts", total=len(hosts))
+    with ThreadPoolExecutor(max_workers=min(forks, len(hosts))) as pool:
         futures = {pool.submit(work, host): host for host in hosts}
-        for future in as_completed(futures):
-            host = futures[future]
-            try:
-                results[host.name] = future.result()
-            except Exception as exc:  # run_host catches everything; this is belt and braces
-                results[host.name] = HostResult(host.name, Status.FAILED, f"internal error: {exc}")
-            progress.advance(task)
+        meanwhile()
+        if show_progress:
+            _collect_with_progress(futures, results)
+        else:
+            for future in as_completed(futures):
+                results[futures[future].name] = _result(future, futures[future])
     return [results[host.name] for host in hosts]
+
+
+def _result(future: Future[HostResult], host: HostEntry) -> HostResult:
+    try:
+        return future.result()
+    except Exception as exc:  # run_host catches everything; this is belt and braces
+        return HostResult(host.name, Status.FAILED, f"internal error: {exc}")
+
+
+def _collect_with_progress(futures: dict[Future[HostResult], HostEntry], results: dict[str, HostResult]) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    )
+    with progress:
+        task = progress.add_task("hosts", total=len(futures))
+        for future in as_completed(futures):
+            results[futures[future].name] = _result(future, futures[future])
+            progress.advance(task)
 
 
 def run_fleet(
@@ -96,7 +109,8 @@ def run_fleet(
             return rollback_host(host, options, None if rollback_to in (None, "latest") else rollback_to)
         return run_host(host, options)
 
-    results = _run_pool(hosts, forks, work, show_progress=not as_json and sys.stderr.isatty())
+    show_progress = not as_json and sys.stderr.isatty()
+    results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up if hosts else lambda: None)
     if as_json:
         print(json.dumps(to_json(results, mode), indent=2))
     else:

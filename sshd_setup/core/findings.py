@@ -84,6 +84,17 @@ MIN_VERSION = {
     "pubkeyacceptedalgorithms": (8, 5),
 }
 MATCH_ALL_VERSION = (6, 5)
+# The OpenSSH release that first reads each CA key type (ssh-rsa: always). This replaces running ssh-keygen
+# on the host: sshd -t does not read TrustedUserCAKeys, so a key type the host cannot parse would only show
+# as certificate logins failing after the reload.
+CA_KEY_TYPE_VERSION = {
+    "ecdsa-sha2-nistp256": (5, 7),
+    "ecdsa-sha2-nistp384": (5, 7),
+    "ecdsa-sha2-nistp521": (5, 7),
+    "ssh-ed25519": (6, 5),
+    "sk-ssh-ed25519@openssh.com": (8, 2),
+    "sk-ecdsa-sha2-nistp256@openssh.com": (8, 2),
+}
 
 # Algorithm lists of OpenSSH 9.x (`sshd -T` defaults, `ssh -Q key-sig`, `ssh -Q sig`).
 DEFAULT_PUBKEY_ALGORITHMS = _words(
@@ -938,23 +949,31 @@ def _port_of_listen(argument: str) -> int | None:
     return None
 
 
+def _port_directives(tree: ConfigTree) -> tuple[list[tuple[Placed, int]], list[tuple[Placed, int | None]]]:
+    """(Port lines with their port, ListenAddress lines with their own port or None) at start-up."""
+    ports = [(d, int(d.line.args[0])) for d in tree.global_values("port") if d.line.args and d.line.args[0].isdigit()]
+    listens = [(d, _port_of_listen(d.line.args[0])) for d in tree.global_values("listenaddress") if d.line.args]
+    return ports, listens
+
+
+def listen_ports(tree: ConfigTree) -> set[int]:
+    """The ports sshd binds at start-up: each ListenAddress's own port, else every Port (default 22)."""
+    ports, listens = _port_directives(tree)
+    port_set = {p for _, p in ports} or {22}
+    if not listens:
+        return port_set
+    effective: set[int] = set()
+    for _, port in listens:
+        effective |= port_set if port is None else {port}
+    return effective
+
+
 def _check_ports(ctx: _Context) -> list[Finding]:
     out: list[Finding] = []
     tree = ctx.before
-    ports = [(d, int(d.line.args[0])) for d in tree.global_values("port") if d.line.args and d.line.args[0].isdigit()]
-    port_set = {p for _, p in ports} or {22}
-    listens = [d for d in tree.global_values("listenaddress") if d.line.args]
-    effective: set[int] = set()
-    explicit: list[tuple[Placed, int]] = []
-    for d in listens:
-        port = _port_of_listen(d.line.args[0])
-        if port is None:
-            effective |= port_set
-        else:
-            effective.add(port)
-            explicit.append((d, port))
-    if not listens:
-        effective = set(port_set)
+    ports, listens = _port_directives(tree)
+    explicit = [(d, port) for d, port in listens if port is not None]
+    effective = listen_ports(tree)
     has22 = 22 in effective
     # Any other port is an error, even beside 22: the gateway proxies only to 22, so the other port is
     # a way in that bypasses it; the operator must say it is intended (--allow PORT-NOT-22).
@@ -1256,6 +1275,27 @@ def _check_version(ctx: _Context) -> list[Finding]:
                 f"{label} needs OpenSSH {need[0]}.{need[1]} or newer; this host runs {have}, which refuses "
                 f"{_quote(d)}" + (" (planned by sshd-setup)" if ctx.is_ours(d) else ""),
                 "upgrade openssh-server, or use a mapping mode this version supports",
+                path,
+                line,
+            )
+        )
+    desired = ctx.desired
+    if desired is None:
+        return out
+    reader = ctx.tree.effective("trustedusercakeys")
+    path, line = ctx.where(reader) if reader is not None else (desired.ca_path, 0)
+    for key in desired.ca_keys:
+        need = CA_KEY_TYPE_VERSION.get(key.key_type)
+        if need is None or version >= need or key.key_type in seen:
+            continue
+        seen.add(key.key_type)
+        out.append(
+            Finding(
+                "SSHD-TOO-OLD",
+                ERROR,
+                f"CA key type {key.key_type} needs OpenSSH {need[0]}.{need[1]} or newer; this host runs {have}, "
+                f"which cannot read that key in {desired.ca_path}: no certificate would be accepted",
+                "upgrade openssh-server, or have the gateway sign with an RSA or ECDSA CA key",
                 path,
                 line,
             )

@@ -25,6 +25,8 @@ class ServicePlan:
     start: str
     """Starts sshd again; used only by rollback when sshd died."""
     reason: str
+    rebinds: bool = True
+    """The reload makes sshd re-execute and bind its listening sockets anew (not so under socket activation)."""
 
 
 def service_plan(facts: HostFacts) -> ServicePlan:
@@ -47,6 +49,7 @@ def service_plan(facts: HostFacts) -> ServicePlan:
                 f"systemctl is-active --quiet {socket}",
                 f"systemctl start {socket}",
                 f"{socket} is listening and {service} is inactive: the next connection reads the new file",
+                rebinds=False,
             )
         return ServicePlan(
             "systemd",

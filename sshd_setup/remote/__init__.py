@@ -34,6 +34,15 @@ def iter_records(output: str, blocks: frozenset[str]) -> Iterator[tuple[str, str
         yield kind, rest, "".join(body)
 
 
+FileMode = tuple[int, str, str]
+"""(mode, owner, group) of a file to write."""
+
+
+def _hex_ports(ports: tuple[int, ...]) -> str:
+    """Ports as /proc/net/tcp writes them (4 upper-case hex digits)."""
+    return " ".join(f"{port:04X}" for port in sorted(set(ports)) if 0 < port < 65536)
+
+
 def _header(values: dict[str, str]) -> str:
     import shlex
 
@@ -47,14 +56,15 @@ def apply_script(
     reload: bool,
     service: ServicePlan,
     main: str,
-    ca_path: str,
     directories: tuple[str, ...],
-    files: list[tuple[str, str, int | None]],
+    files: list[tuple[str, str, FileMode | None]],
     users: tuple[str, ...] = (),
+    ports: tuple[int, ...] = (),
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
-    files: (absolute path, new text, mode or None to keep the existing file's owner and mode).
+    files: (absolute path, new text, (mode, owner, group) or None to copy the existing file's).
+    ports: where sshd listens, to see the reload's re-exec; empty: wait for the init system's word.
     """
     import base64
     import shlex
@@ -69,7 +79,7 @@ def apply_script(
                 "CHECK": service.check,
                 "START": service.start,
                 "MAIN": main,
-                "CA": ca_path,
+                "PORTS": _hex_ports(ports) if service.rebinds else "",
             }
         ),
         script("apply.sh"),
@@ -78,16 +88,20 @@ def apply_script(
         parts.append(f"ensure_user {shlex.quote(user)}\n")
     for directory in directories:
         parts.append(f"install -d -m 0755 -o root -g root {shlex.quote(directory)}\n")
-    for path, text, mode in files:
+    for path, text, file_mode in files:
         encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
-        mode_arg = "-" if mode is None else f"{mode:o}"
-        parts.append(f"stage {shlex.quote(path)} {mode_arg} root root <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
+        mode, owner, group = ("-", "-", "-") if file_mode is None else (f"{file_mode[0]:o}", *file_mode[1:])
+        args = " ".join(shlex.quote(a) for a in (path, mode, owner, group))
+        parts.append(f"stage {args} <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
     parts.append("run_apply\n")
     return "".join(parts)
 
 
 def rollback_script(*, timestamp: str, backup: str, reload: bool, service: ServicePlan, main: str) -> str:
-    """The one command that restores a backup, validated and reloaded."""
+    """The one command that restores a backup, validated and reloaded.
+
+    It waits for the init system's word rather than watching sockets: the backup may listen elsewhere.
+    """
     import shlex
 
     header = _header(
@@ -99,7 +113,7 @@ def rollback_script(*, timestamp: str, backup: str, reload: bool, service: Servi
             "CHECK": service.check,
             "START": service.start,
             "MAIN": main,
-            "CA": "",
+            "PORTS": "",
         }
     )
     return header + script("apply.sh") + f"rollback_to {shlex.quote(backup)}\n"

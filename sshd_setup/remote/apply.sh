@@ -1,61 +1,85 @@
-# Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN,
+# Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
+# PORTS (sshd's listening ports, 4-digit upper-case hex as in /proc/net/tcp; empty: ask the init system),
 # then calls: stage (heredoc base64 content), mkdirs, and finally `run_apply`.
+# Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
+# loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 umask 022
 r() { printf '@@%s\n' "$*"; }
-SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
+if command -v sshd >/dev/null 2>&1; then SSHD=sshd; else SSHD=/usr/sbin/sshd; fi
+RESTORECON=""
+command -v restorecon >/dev/null 2>&1 && RESTORECON=restorecon
 BK_ROOT=/var/backups/sshd-setup
 STAGED=""
 STAGE_FAILED=""
-RESTORECON=$(command -v restorecon 2>/dev/null || true)
-# /dir/name -> /dir/.name.sshd-setup-new (parameter expansion: no process per call)
-staged_name() { printf '%s/.%s.sshd-setup-new' "${1%/*}" "${1##*/}"; }
+# staged /dir/name: S=/dir/.name.sshd-setup-new
+staged() { S="${1%/*}/.${1##*/}.sshd-setup-new"; }
 relabel() { [ -z "$RESTORECON" ] || "$RESTORECON" "$1" 2>/dev/null || true; }
 
-# stage TARGET MODE|- OWNER GROUP  < base64 content
+# stage TARGET MODE|- OWNER GROUP  < base64 content. MODE '-': copy owner and mode of the existing file.
+# Written by root under umask 022, a new file already is root:root 0644: nothing to change then.
 stage() {
-  tmp=$(staged_name "$1")
-  if ! base64 -d > "$tmp" 2>/dev/null; then rm -f "$tmp"; STAGE_FAILED="$STAGE_FAILED $1"; return 0; fi
-  if [ "$2" = "-" ] && [ -e "$1" ]; then
-    chown --reference="$1" "$tmp" 2>/dev/null && chmod --reference="$1" "$tmp" 2>/dev/null
+  staged "$1"
+  if ! base64 -d > "$S" 2>/dev/null; then rm -f "$S"; STAGE_FAILED="$STAGE_FAILED $1"; return 0; fi
+  if [ "$2" = "-" ]; then
+    if [ -e "$1" ]; then chown --reference="$1" "$S" 2>/dev/null && chmod --reference="$1" "$S" 2>/dev/null; fi
   else
-    chown "$3:$4" "$tmp" && chmod "${2#-}" "$tmp"
+    { [ "$3:$4" = root:root ] || chown "$3:$4" "$S"; } && { [ "$2" = 644 ] || chmod "$2" "$S"; }
   fi || STAGE_FAILED="$STAGE_FAILED $1"
   STAGED="$STAGED $1"
 }
-unstage() { for t in $STAGED; do rm -f "$(staged_name "$t")"; done; }
+unstage() { for t in $STAGED; do staged "$t"; rm -f "$S"; done; }
 fail() { r "FAIL $1"; shift; [ $# -gt 0 ] && { r "OUTPUT"; printf '%s\n' "$@" | base64; r "EOF"; }; unstage; r "END"; exit 3; }
 
 validate() {
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
   main="$MAIN"
-  case " $STAGED " in *" $MAIN "*) main=$(staged_name "$MAIN");; esac
+  case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || fail validate "$out"
-  case " $STAGED " in *" $CA "*)
-    out=$(ssh-keygen -l -f "$(staged_name "$CA")" 2>&1) || fail validate-ca "$out";;
-  esac
   r "STEP validated"
 }
 
+# backup: BK_ROOT/TS/files/<path> for files that existed, and a manifest saying existed/created per path.
 backup() {
   BK="$BK_ROOT/$TS"; [ -e "$BK" ] && BK="$BK_ROOT/$TS-$$"
-  mkdir -p "$BK_ROOT" && chmod 0700 "$BK_ROOT" && mkdir -p "$BK/files" || fail backup "cannot create $BK"
+  [ -d "$BK_ROOT" ] || mkdir -p -m 0700 "$BK_ROOT" || fail backup "cannot create $BK_ROOT"
+  existing=""
+  dirs="$BK/files"
   for t in $STAGED; do
-    if [ -e "$t" ]; then
-      mkdir -p "$BK/files${t%/*}" && cp -a "$t" "$BK/files$t" || fail backup "cannot back up $t"
-      echo "existed $t" >> "$BK/manifest"
-    else
-      echo "created $t" >> "$BK/manifest"
-    fi
+    [ -e "$t" ] || continue
+    existing="$existing $t"
+    case " $dirs " in *" $BK/files${t%/*} "*) ;; *) dirs="$dirs $BK/files${t%/*}";; esac
+  done
+  mkdir -p $dirs || fail backup "cannot create $BK"
+  for t in $STAGED; do
+    case " $existing " in *" $t "*) echo "existed $t";; *) echo "created $t";; esac
+  done > "$BK/manifest"
+  for t in $existing; do
+    cp -a "$t" "$BK/files$t" || fail backup "cannot back up $t"
   done
   r "BACKUP ${BK##*/}"
-  ls -1 "$BK_ROOT" | grep -E '^[0-9]{8}T[0-9]{6}' | sort -r | awk -v keep="$KEEP" 'NR > keep' |
-    while read -r old; do rm -rf "${BK_ROOT:?}/$old"; done
+  prune
+}
+
+# prune: keep the newest KEEP backups (names sort by time; the shell's glob is sorted).
+prune() {
+  n=0
+  for b in "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
+    [ -e "$b" ] && n=$((n + 1))
+  done
+  [ "$n" -gt "$KEEP" ] || return 0
+  old=""
+  for b in "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
+    [ "$n" -gt "$KEEP" ] || break
+    old="$old $b"; n=$((n - 1))
+  done
+  rm -rf $old
 }
 
 install_staged() {
   for t in $STAGED; do
-    mv -f "$(staged_name "$t")" "$t" || { restore_backup; fail install "cannot rename into $t"; }
+    staged "$t"
+    mv -f "$S" "$t" || { restore_backup; fail install "cannot rename into $t"; }
     relabel "$t"
   done
   r "STEP installed"
@@ -71,8 +95,32 @@ restore_backup() {
   done < "$BK/manifest"
 }
 
-# wait_active: sshd (or its socket) is up; a failing re-exec after SIGHUP takes a moment to show,
-# so a first success is confirmed once more after a short pause.
+# listeners: inodes of the sockets listening on PORTS (IPv4 and IPv6), one awk for both tables.
+listeners() {
+  awk -v ports=" $PORTS " '$4 == "0A" { n = split($2, a, ":"); if (index(ports, " " a[n] " ")) print $10 }' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# wait_reexec: on SIGHUP sshd closes its listening sockets and re-executes itself, which binds new ones
+# after reading the new config and host keys. Old sockets gone and a new one bound = the new sshd is up.
+# (Before that, a new login would still be served by the old sshd: proving nothing.)
+wait_reexec() {
+  i=0
+  while [ $i -lt 100 ]; do
+    now=$(listeners)
+    if [ -n "$now" ]; then
+      fresh=1
+      for n in $now; do case " $BEFORE " in *" $n "*) fresh="";; esac; done
+      [ -n "$fresh" ] && return 0
+    fi
+    sleep 0.03
+    i=$((i + 1))
+  done
+  return 1
+}
+
+# wait_active: sshd (or its socket) is up by the init system's word; a failing re-exec after SIGHUP takes
+# a moment to show, so a first success is confirmed once more after a short pause.
 wait_active() {
   i=0
   while [ $i -lt 20 ]; do
@@ -100,6 +148,23 @@ ensure_user() {
   r "USER created $1"
 }
 
+# reload_sshd: reload, then wait until the new sshd answers (re-exec seen) or the init system says it is up.
+# On failure: STEP (reload / inactive) and out (what went wrong) are set, and it returns 1.
+reload_sshd() {
+  BEFORE=""
+  [ -z "$PORTS" ] || BEFORE=$(listeners)
+  if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
+  if [ -n "$BEFORE" ]; then
+    wait_reexec && return 0
+    out="sshd did not listen again after the reload (no new socket on its port within 3 s)"
+  else
+    wait_active && return 0
+    out="sshd is not active after the reload"
+  fi
+  STEP=inactive
+  return 1
+}
+
 run_apply() {
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
   [ -n "$STAGED" ] || DO_RELOAD=0
@@ -107,8 +172,10 @@ run_apply() {
   backup
   install_staged
   if [ "$DO_RELOAD" = 1 ]; then
-    if ! out=$(eval "$RELOAD" 2>&1); then r "FAIL reload"; r "OUTPUT"; printf '%s\n' "$out" | base64; r "EOF"; rollback_now; r "END"; exit 4; fi
-    if ! wait_active; then r "FAIL inactive"; rollback_now; r "END"; exit 4; fi
+    if ! reload_sshd; then
+      r "FAIL $STEP"; r "OUTPUT"; printf '%s\n' "$out" | base64; r "EOF"
+      rollback_now; r "END"; exit 4
+    fi
     r "STEP reloaded"
   fi
   r "END"
@@ -124,23 +191,22 @@ rollback_to() {
     if [ -e "$t" ]; then mkdir -p "$SAVE/files${t%/*}"; cp -a "$t" "$SAVE/files$t"; echo "existed $t" >> "$SAVE/manifest"
     else echo "created $t" >> "$SAVE/manifest"; fi
     case "$kind" in
-      existed) cp -a "$BK/files$t" "$(staged_name "$t")" && STAGED="$STAGED $t";;
+      existed) staged "$t"; cp -a "$BK/files$t" "$S" && STAGED="$STAGED $t";;
     esac
   done < "$BK/manifest"
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
-  main="$MAIN"; case " $STAGED " in *" $MAIN "*) main=$(staged_name "$MAIN");; esac
+  main="$MAIN"; case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || { rm -rf "$SAVE"; fail validate "$out"; }
   r "BACKUP ${SAVE##*/}"
   while read -r kind t; do
     case "$kind" in
-      existed) mv -f "$(staged_name "$t")" "$t"; relabel "$t";;
+      existed) staged "$t"; mv -f "$S" "$t"; relabel "$t";;
       created) rm -f "$t";;
     esac
   done < "$BK/manifest"
   r "STEP installed"
   if [ "$DO_RELOAD" = 1 ]; then
-    out=$(eval "$RELOAD" 2>&1) || fail reload "$out"
-    wait_active || fail inactive "sshd is not active after the reload"
+    reload_sshd || fail "$STEP" "$out"
     r "STEP reloaded"
   fi
   r "END"

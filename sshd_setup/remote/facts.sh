@@ -1,35 +1,45 @@
-# Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS.
+# Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS and
+# SSHD_VERSION (the server's SSH banner; empty = ask `sshd -V`).
 # Prints @@KIND records; file contents as base64 between a record and @@EOF.
+# Cheap on purpose: every process started here is paid on every host on every run (a no-op run is just
+# this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 r() { printf '@@%s\n' "$*"; }
-meta() {
-  if [ -e "$1" ]; then r "META $(stat -L -c '%U:%G:%a:%F' -- "$1" 2>/dev/null):$1"
-  else r "META -:-:-:missing:$1"; fi
-}
 sendfile() {
   case " $SEEN " in *" $1 "*) return 0;; esac
   SEEN="$SEEN $1"
   if [ -d "$1" ]; then r "DIR $1"; return 0; fi
   if [ ! -e "$1" ]; then r "MISSING $1"; return 0; fi
-  if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; return 0; fi
+  if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; NEED_GROUPS=1; return 0; fi
   r "FILE $1"; base64 < "$1" || true; r "EOF"
 }
-# values KEYWORD FILE: the arguments of every KEYWORD line of a config file, one per line
-values() {
-  awk -v want="$1" '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
+# scan FILE: one awk pass printing "i:ARG" (Include), "c:ARG" (TrustedUserCAKeys) and "g:" when the
+# file names groups (Match Group, AllowGroups, DenyGroups): only then are users' groups looked up.
+# Relative Include patterns are made absolute here (sshd: relative to /etc/ssh), so the shell may glob them.
+scan() {
+  awk '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
-         if (kw != want) next
+         if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
+         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
-         for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; if (a[i] != "") print a[i] } }' "$2" 2>/dev/null
+         for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; gsub(/["\047]/, "", a[i]); if (a[i] == "") continue
+           if (tag == "i" && a[i] !~ /^\//) a[i] = "/etc/ssh/" a[i]
+           print tag ":" a[i] } }' "$1" 2>/dev/null
 }
 follow() {
   [ "$2" -gt 16 ] && return 0
   sendfile "$1"
   { [ -f "$1" ] && [ -r "$1" ]; } || return 0
-  CONFIGS="$CONFIGS $1"
-  for pattern in $(values include "$1" | tr -d "\"'"); do
-    case "$pattern" in /*) ;; *) pattern="/etc/ssh/$pattern";; esac
+  includes=""
+  for word in $(scan "$1"); do
+    case "$word" in
+      i:*) includes="$includes ${word#i:}";;
+      c:*) CAS="$CAS ${word#c:}";;
+      g:) NEED_GROUPS=1;;
+    esac
+  done
+  for pattern in $includes; do
     for f in $pattern; do
       [ -e "$f" ] || continue
       case " $SEEN " in *" $f "*) continue;; esac
@@ -38,44 +48,68 @@ follow() {
   done
 }
 SEEN=""
-CONFIGS=""
+CAS=""
+NEED_GROUPS=""
 r "BEGIN 1"
-r "OSRELEASE"; { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null; } | base64; r "EOF"
-SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
-r "SSHDV $("$SSHD" -V 2>&1 | head -n 1)"
+r "OSRELEASE"; base64 /etc/os-release 2>/dev/null || base64 /usr/lib/os-release 2>/dev/null; r "EOF"
+if [ -n "$SSHD_VERSION" ]; then r "SSHDV $SSHD_VERSION"
+else
+  SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
+  r "SSHDV $("$SSHD" -V 2>&1 | head -n 1)"
+fi
 if [ -d /run/systemd/system ]; then
   r "INIT systemd"
-  r "SYSTEMD"
-  systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen \
-    ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
-  r "EOF"
-  for f in /etc/systemd/system/ssh.socket.d/*.conf; do
-    [ -f "$f" ] && { r "DROPIN $f"; base64 < "$f"; r "EOF"; }
+  # Unit files found in systemd's search path (first wins; a link to /dev/null is masked). Only an
+  # enabled ssh socket makes the unit's live state matter, and only then is systemctl asked (~10 ms).
+  ASK_SYSTEMD=""
+  for u in ssh.service sshd.service ssh.socket sshd.socket; do
+    for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
+             /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
+      if [ -L "$d/$u" ] || [ -e "$d/$u" ]; then
+        if [ "$d/$u" -ef /dev/null ]; then r "UNITFILE $u masked"; else r "UNITFILE $u loaded"; fi
+        break
+      fi
+    done
   done
+  for f in /etc/systemd/system/*.wants/ssh.socket /etc/systemd/system/*.wants/sshd.socket; do
+    if [ -L "$f" ] || [ -e "$f" ]; then ASK_SYSTEMD=1; fi
+  done
+  if [ -n "$ASK_SYSTEMD" ]; then
+    r "SYSTEMD"
+    systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen \
+      ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
+    r "EOF"
+    for f in /etc/systemd/system/ssh.socket.d/*.conf; do
+      [ -f "$f" ] && { r "DROPIN $f"; base64 < "$f"; r "EOF"; }
+    done
+  fi
 elif command -v rc-service >/dev/null 2>&1; then r "INIT openrc"
 else r "INIT sysvinit"; fi
 follow "$MAIN" 0
 [ -e "$MAIN" ] || follow /usr/etc/ssh/sshd_config 0
 for f in $EXTRA_FILES; do sendfile "$f"; done
 # CA files named anywhere in the tree (a foreign TrustedUserCAKeys to merge or report), crypto policy.
-for c in $CONFIGS; do
-  for f in $(values trustedusercakeys "$c" | tr -d "\"'"); do
-    case "$f" in /*) sendfile "$f";; none) ;; *) sendfile "/etc/ssh/$f";; esac
-  done
+for f in $CAS; do
+  case "$f" in /*) sendfile "$f";; none) ;; *) sendfile "/etc/ssh/$f";; esac
 done
 for f in /etc/crypto-policies/back-ends/opensshserver.config /etc/sysconfig/sshd; do
   [ -e "$f" ] && sendfile "$f"
 done
-for p in $META_PATHS; do meta "$p"; done
-for u in $USERS; do
-  line=$(getent passwd "$u" 2>/dev/null) || line=""
-  if [ -n "$line" ]; then
-    IFS=: read -r _name _pw uid _gid _gecos home _shell <<EOF_USER
-$line
-EOF_USER
-    groups=$(id -Gn "$u" 2>/dev/null)
-    r "USER $u $uid $home $(printf '%s' "$groups" | sed 's/ /,/g')"
-  else r "NOUSER $u"; fi
+present=""
+for p in $META_PATHS; do
+  if [ -e "$p" ]; then present="$present $p"; else r "META -:-:-:missing:$p"; fi
 done
-r "BACKUPS $(ls -1 /var/backups/sshd-setup 2>/dev/null | grep -E '^[0-9]{8}T[0-9]{6}' | tr '\n' ' ')"
+[ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%n' -- $present 2>/dev/null
+r "USERS $USERS"
+if [ -n "$USERS" ]; then
+  getent passwd $USERS 2>/dev/null | while IFS=: read -r name _pw uid _gid _gecos home _shell; do
+    r "USER $name $uid $home"
+    [ -z "$NEED_GROUPS" ] || r "GROUPS $name $(id -Gn "$name" 2>/dev/null)"
+  done
+fi
+backups=""
+for b in /var/backups/sshd-setup/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
+  [ -e "$b" ] && backups="$backups ${b##*/}"
+done
+r "BACKUPS$backups"
 r "END"
