@@ -19,7 +19,7 @@ from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
-from sshd_setup.transport import CommandResult, ConnectOptions, Transport, Unreachable, connect
+from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Unreachable, connect
 
 if TYPE_CHECKING:
     from sshd_setup.core.plan import Plan
@@ -139,7 +139,15 @@ def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
 
 
 def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
-    gathered = transport.run_script(facts_script(entry.desired, transport.sshd_version))
+    shell = transport.shell()  # facts and the apply script go to the same sh: one session, not two
+    try:
+        _converge(entry, options, transport, shell, result)
+    finally:
+        shell.close()
+
+
+def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult) -> None:
+    gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
         return
@@ -177,7 +185,7 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
         users=assessment.users_to_create,
         ports=assessment.ports,
     )
-    applied = transport.run_script(script)
+    applied = shell.finish(script)
     found = records(applied.stdout)
     result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
     if "FAIL" in found:
@@ -286,14 +294,24 @@ def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> Host
 
 
 def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, to: str | None) -> None:
-    gathered = transport.run_script(facts_script(entry.desired, transport.sshd_version))
+    shell = transport.shell()
+    try:
+        _restore(entry, options, transport, shell, result, to)
+    finally:
+        shell.close()
+
+
+def _restore(
+    entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult, to: str | None
+) -> None:
+    gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
     assessment = assess(entry, gathered.stdout)
     service, backups = assessment.service, assessment.backups
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"
         return
-    restored = transport.run_script(
+    restored = shell.finish(
         rollback_script(
             timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=entry.desired.sshd_config
         )

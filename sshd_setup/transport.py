@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -47,6 +48,23 @@ class ConnectOptions:
     command_timeout: float = 180.0
 
 
+class Shell(Protocol):
+    def run(self, script: str) -> CommandResult:
+        """Send a script whose last output line is `@@END`; its output up to there. The shell stays."""
+        ...
+
+    def finish(self, script: str = "") -> CommandResult:
+        """Send the last script (none: just end), end the input; its output and the shell's exit status."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _grouped(script: str) -> bytes:
+    """The script as one command reading nothing from the session's input (that carries the next script)."""
+    return ("{\n" + script.rstrip("\n") + "\n} </dev/null\n").encode("utf-8", "surrogateescape")
+
+
 class Transport(Protocol):
     round_trips: int
 
@@ -59,6 +77,10 @@ class Transport(Protocol):
 
     def probe(self) -> bool:
         """Run a shell builtin as the login user (no sudo): True when a session works."""
+        ...
+
+    def shell(self) -> Shell:
+        """One shell on the host for several scripts in a row (one session, one sh, one sudo)."""
         ...
 
     def close(self) -> None: ...
@@ -124,6 +146,24 @@ class SshTransport:
         self._connection: Any = None
 
     def connect(self) -> SshTransport:
+        entry = self.entry
+        # Dial first, import later: the host spends the ~80 ms our first paramiko/fabric import takes
+        # starting its sshd for us. Used only if ssh_config (read below) leaves address and port as they are.
+        early: Any = None
+        early_error: OSError | None = None
+        try:
+            early = tcp_connection(entry.address, entry.port or 22, self.options.connect_timeout)
+        except OSError as exc:
+            early_error = exc
+
+        try:
+            return self._handshake(early, early_error)
+        except BaseException:
+            if early is not None and self._connection is None:
+                early.close()
+            raise
+
+    def _handshake(self, early: Any, early_error: OSError | None) -> SshTransport:
         import paramiko
         from fabric import Config, Connection
 
@@ -158,9 +198,16 @@ class SshTransport:
                     client.get_host_keys().add(name, keytype, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
         try:
+            target = (connection.host, connection.port or 22)
+            if connection.gateway or target != (entry.address, entry.port or 22):
+                if early is not None:
+                    early.close()
+                early, early_error = None, None
+            if early_error is not None:
+                raise early_error
             if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
                 timeout = self.options.connect_timeout
-                connection.connect_kwargs["sock"] = tcp_connection(connection.host, connection.port or 22, timeout)
+                connection.connect_kwargs["sock"] = early or tcp_connection(*target, timeout)
             try:
                 connection.open()
             except BaseException:  # do not leave the socket and the transport thread behind
@@ -206,16 +253,39 @@ class SshTransport:
             channel.close()
 
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
+        self.round_trips += 1
+        channel = self._start_shell()
+        try:
+            channel.sendall(script.encode("utf-8", "surrogateescape"))
+            return self._finish(channel, timeout)
+        finally:
+            channel.close()
+
+    def shell(self) -> SshShell:
+        return SshShell(self, self._start_shell())
+
+    def _start_shell(self) -> Any:
+        """A session running `sh -s` (through sudo when the inventory says become), the password sent."""
         from paramiko import SSHException
 
         command, prefix = _shell_command(self.entry.become, self.options.become_password, self.entry.user)
-        transport = self._connection.transport
-        self.round_trips += 1
+        try:
+            channel = self._connection.transport.open_session(timeout=self.options.connect_timeout)
+            channel.exec_command(command)
+            if prefix:
+                channel.sendall(prefix.encode("utf-8", "surrogateescape"))
+        except (OSError, EOFError, SSHException) as exc:
+            raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
+        return channel
+
+    def _read(self, channel: Any, timeout: float | None, until_end_record: bool = False) -> tuple[bytes, bytes]:
+        """stdout to its end (or to an `@@END` line), and stderr: blocking reads, no polling, one deadline."""
+        from paramiko import SSHException
+
         limit = timeout or self.options.command_timeout
         deadline = time.monotonic() + limit
 
-        def drain(read: Any) -> bytes:
-            """Blocking reads (no polling) until end of stream, within the deadline."""
+        def drain(read: Any, stop: Callable[[bytearray], bool]) -> bytes:
             data = bytearray()
             while True:
                 channel.settimeout(max(0.01, deadline - time.monotonic()))
@@ -223,30 +293,91 @@ class SshTransport:
                 if not chunk:
                     return bytes(data)
                 data += chunk
+                if stop(data):
+                    return bytes(data)
 
         try:
-            channel = transport.open_session(timeout=self.options.connect_timeout)
-            try:
-                channel.exec_command(command)
-                channel.sendall((prefix + script).encode("utf-8", "surrogateescape"))
-                channel.shutdown_write()
-                # stdout first, then stderr: paramiko buffers stderr meanwhile (our scripts write little there)
-                stdout, stderr = drain(channel.recv), drain(channel.recv_stderr)
-                if not channel.status_event.wait(max(0.01, deadline - time.monotonic())):
-                    raise TimeoutError
-                status = channel.exit_status
-            finally:
-                channel.close()
+            if until_end_record:
+                stdout = drain(channel.recv, lambda data: data.endswith(b"\n@@END\n") or data == b"@@END\n")
+                stderr = bytearray()
+                while channel.recv_stderr_ready():
+                    stderr += channel.recv_stderr(65536)
+                return stdout, bytes(stderr)
+            # stdout first, then stderr: paramiko buffers stderr meanwhile (our scripts write little there)
+            return drain(channel.recv, lambda data: False), drain(channel.recv_stderr, lambda data: False)
         except TimeoutError:
             raise Unreachable(f"command on {self.entry.address} did not finish within {limit:.0f}s") from None
         except (OSError, EOFError, SSHException) as exc:
             raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
-        return CommandResult(status, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace"))
+
+    def _finish(self, channel: Any, timeout: float | None = None) -> CommandResult:
+        """End the input, read everything, wait for the exit status."""
+        limit = timeout or self.options.command_timeout
+        deadline = time.monotonic() + limit
+        channel.shutdown_write()
+        stdout, stderr = self._read(channel, timeout)
+        if not channel.status_event.wait(max(0.01, deadline - time.monotonic())):
+            raise Unreachable(f"command on {self.entry.address} did not finish within {limit:.0f}s")
+        return CommandResult(
+            channel.exit_status, stdout.decode("utf-8", "surrogateescape"), stderr.decode("utf-8", "replace")
+        )
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+class SshShell:
+    """Scripts sent one after the other to one `sh -s` on the host: facts, then (maybe) the apply script.
+
+    Saves the host a session, a login shell and a sh (and sudo) per further script; the round trips stay.
+    """
+
+    def __init__(self, owner: SshTransport, channel: Any) -> None:
+        self._owner = owner
+        self._channel = channel
+
+    def run(self, script: str) -> CommandResult:
+        self._owner.round_trips += 1
+        self._channel.sendall(_grouped(script))
+        stdout, stderr = self._owner._read(self._channel, None, until_end_record=True)
+        text = stdout.decode("utf-8", "surrogateescape")
+        if text.endswith("@@END\n"):
+            return CommandResult(0, text, stderr.decode("utf-8", "replace"))
+        # the shell ended early (sudo refused, no sh, ...): its exit status and all it said
+        rest = self._owner._finish(self._channel)
+        return CommandResult(rest.returncode, text + rest.stdout, stderr.decode("utf-8", "replace") + rest.stderr)
+
+    def finish(self, script: str = "") -> CommandResult:
+        if not script:
+            self.close()
+            return CommandResult(0, "", "")
+        self._owner.round_trips += 1
+        self._channel.sendall(_grouped(script))
+        try:
+            return self._owner._finish(self._channel)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class _SeparateScripts:
+    """Shell for the local connection: each script its own process."""
+
+    def __init__(self, owner: LocalTransport) -> None:
+        self._owner = owner
+
+    def run(self, script: str) -> CommandResult:
+        return self._owner.run_script(script)
+
+    def finish(self, script: str = "") -> CommandResult:
+        return self._owner.run_script(script) if script else CommandResult(0, "", "")
+
+    def close(self) -> None:
+        return None
 
 
 class LocalTransport:
@@ -267,6 +398,9 @@ class LocalTransport:
     def probe(self) -> bool:
         self.round_trips += 1
         return True
+
+    def shell(self) -> _SeparateScripts:
+        return _SeparateScripts(self)
 
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
         command, prefix = _shell_command(self.entry.become and os.geteuid() != 0, self.options.become_password, None)
