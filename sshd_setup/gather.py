@@ -53,7 +53,7 @@ class FactsError(ValueError):
     """The facts output could not be understood."""
 
 
-_BLOCKS = frozenset({"FILE", "OSRELEASE", "DROPIN", "SYSTEMD"})
+_BLOCKS = frozenset({"FILE", "DROPIN", "SYSTEMD"})
 
 
 def _decode(block: str) -> str:
@@ -73,6 +73,7 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
     if "@@END" not in lines:
         raise FactsError("the facts command stopped before its end")
     unit_files: dict[str, str] = {}
+    os_release: list[str] = []
     for kind, rest, block in iter_records(output, _BLOCKS):
         if kind in _BLOCKS:
             text = _decode(block)
@@ -80,10 +81,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
                 facts.files[rest] = SnapshotEntry(text)
             elif kind == "DROPIN":
                 facts.socket_dropins[rest] = text
-            elif kind == "SYSTEMD":
-                _systemd_units(facts, text)
             else:
-                facts.apply_os_release(text)
+                _systemd_units(facts, text)
         elif kind == "UNREADABLE":
             facts.files[rest] = SnapshotEntry(None, "permission denied or not a regular file")
         elif kind == "DIR":
@@ -115,11 +114,15 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             info = facts.users.get(name)
             if info is not None:
                 facts.users[name] = replace(info, groups=tuple(groups.split()))
+        elif kind == "OSR":
+            os_release.append(rest)
         elif kind == "UNITFILE":
             name, _, state = rest.partition(" ")
             unit_files[name] = state
         elif kind == "BACKUPS":
             backups = rest.split()
+    if os_release:
+        facts.apply_os_release("\n".join(os_release))
     for name, state in unit_files.items():  # systemctl was not asked: what the unit files say
         facts.units.setdefault(name, UnitState(name, load_state=state, active_state="unknown"))
     return facts, backups

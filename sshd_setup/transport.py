@@ -8,6 +8,7 @@ shell string by the remote side.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -133,6 +134,15 @@ def _known_hosts(file: Path) -> HostKeys:
     return keys
 
 
+def openssh_version(banner: str) -> str:
+    """'OpenSSH_9.2p1 Debian-2+deb12u3' from 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3'; '' for anything else.
+
+    A banner without a version number (patched or trimmed) leaves the question to `sshd -V` on the host.
+    """
+    version = banner.removeprefix("SSH-2.0-")
+    return version if re.match(r"OpenSSH_\d+\.\d+", version) and version.isprintable() else ""
+
+
 def host_key_checking_default() -> bool:
     value = os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "true").lower()
     return value not in ("false", "no", "0", "off")
@@ -230,9 +240,7 @@ class SshTransport:
 
     @property
     def sshd_version(self) -> str:
-        banner = str(getattr(self._connection.transport, "remote_version", "") or "")
-        version = banner.removeprefix("SSH-2.0-")
-        return version if version.startswith("OpenSSH_") and version.isprintable() else ""
+        return openssh_version(str(getattr(self._connection.transport, "remote_version", "") or ""))
 
     def probe(self) -> bool:
         from paramiko import SSHException

@@ -23,11 +23,9 @@ SYSTEMD = (
     "Listen=[::]:22 (Stream)\nId=sshd.socket\nLoadState=loaded\nActiveState=inactive\nUnitFileState=disabled\n"
 )
 MAIN = "Include /etc/ssh/sshd_config.d/*.conf\n"
+OS_RELEASE_RECORDS = "".join(f"@@OSR {line}\n" for line in OS_RELEASE.splitlines())
 SAMPLE = f"""@@BEGIN 1
-@@OSRELEASE
-{b64(OS_RELEASE)}
-@@EOF
-@@SSHDV OpenSSH_8.7p1, OpenSSL 3.0.7 1 Nov 2022
+{OS_RELEASE_RECORDS}@@SSHDV OpenSSH_8.7p1, OpenSSL 3.0.7 1 Nov 2022
 @@INIT systemd
 @@SYSTEMD
 {b64(SYSTEMD)}
@@ -153,3 +151,12 @@ def test_relative_includes_are_read_from_etc_ssh_not_the_working_directory(tmp_p
     facts, _ = parse_facts(proc.stdout)
     assert str(tmp_path / "decoy.conf") not in facts.files
     assert "/etc/ssh/decoy.conf" not in facts.files or facts.files["/etc/ssh/decoy.conf"].text is None
+
+
+def test_openssh_version_from_the_ssh_banner() -> None:
+    from sshd_setup.transport import openssh_version
+
+    assert openssh_version("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3") == "OpenSSH_9.2p1 Debian-2+deb12u3"
+    assert openssh_version("SSH-2.0-OpenSSH_10.0") == "OpenSSH_10.0"
+    for other in ("SSH-2.0-OpenSSH", "SSH-2.0-dropbear_2022.83", "SSH-2.0-OpenSSH_9.2\x1b[31m", ""):
+        assert openssh_version(other) == "", other

@@ -51,7 +51,11 @@ SEEN=""
 CAS=""
 NEED_GROUPS=""
 r "BEGIN 1"
-r "OSRELEASE"; base64 /etc/os-release 2>/dev/null || base64 /usr/lib/os-release 2>/dev/null; r "EOF"
+for f in /etc/os-release /usr/lib/os-release; do  # read by the shell itself: short KEY=value lines
+  [ -r "$f" ] || continue
+  while IFS= read -r line || [ -n "$line" ]; do r "OSR $line"; done < "$f"
+  break
+done
 if [ -n "$SSHD_VERSION" ]; then r "SSHDV $SSHD_VERSION"
 else
   SSHD=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
