@@ -71,12 +71,12 @@ def test_listeners_lists_the_sockets_listening_on_the_given_ports() -> None:
     server = _listen()
     port = server.getsockname()[1]
     try:
-        found = sh(f"PORTS='0016 {port:04X}'; listeners").stdout.split()
-        other = sh("PORTS='0001'; listeners").stdout.split()
+        found = sh(f"PORTS='22 {port}'; listeners").stdout.split()
+        other = sh("PORTS='1'; listeners").stdout.split()
     finally:
         server.close()
     assert len(found) >= 1 and all(inode.isdigit() for inode in found)
-    gone = sh(f"PORTS='{port:04X}'; listeners").stdout.split()
+    gone = sh(f"PORTS='{port}'; listeners").stdout.split()
     assert set(found) - set(gone) and not set(other) & set(found) - set(gone)
 
 
@@ -95,7 +95,7 @@ def test_wait_reexec_returns_once_the_old_socket_is_replaced() -> None:
     thread.start()
     try:
         started = time.monotonic()
-        proc = sh(f"PORTS='{port:04X}'; BEFORE=$(listeners); wait_reexec && echo UP")
+        proc = sh(f"PORTS='{port}'; BEFORE=$(listeners); wait_reexec && echo UP")
         waited = time.monotonic() - started
     finally:
         thread.join()
@@ -108,7 +108,39 @@ def test_wait_reexec_returns_once_the_old_socket_is_replaced() -> None:
 def test_wait_reexec_gives_up_when_nothing_listens_again() -> None:
     server = _listen()
     port = server.getsockname()[1]
-    before = sh(f"PORTS='{port:04X}'; listeners").stdout.split()
+    before = sh(f"PORTS='{port}'; listeners").stdout.split()
     server.close()
-    proc = sh(f"PORTS='{port:04X}'; BEFORE='{' '.join(before)}'; wait_reexec || echo DOWN", timeout=30)
+    proc = sh(f"PORTS='{port}'; BEFORE='{' '.join(before)}'; wait_reexec || echo DOWN", timeout=30)
     assert proc.stdout.strip() == "DOWN"
+
+
+TRICKY = [
+    "PubkeyAuthentication yes\nTrustedUserCAKeys /etc/ssh/ca.pub\n",
+    'it\'s "quoted" \\n %s %% $HOME `id` $(id)\r\nno newline at the end',
+    "-starts with a dash\n\n\n",
+    "caf\udcc3\udca9 (not UTF-8: one raw byte each)\n",
+    "with a NUL \0 byte (base64 then)\n",
+]
+
+
+def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
+    from sshd_setup.core.service import ServicePlan
+    from sshd_setup.remote import apply_script
+
+    service = ServicePlan("systemd", "ssh", "true", "true", "true", "test")
+    files = [(str(tmp_path / f"f{i}"), text, (0o644, "root", "root")) for i, text in enumerate(TRICKY)]
+    generated = apply_script(
+        timestamp="20261124T000000Z",
+        keep=5,
+        reload=False,
+        service=service,
+        main="/nonexistent",
+        directories=(),
+        files=files,
+    )
+    assert generated.endswith("run_apply\n")
+    body = generated.removesuffix("run_apply\n") + '[ -z "$STAGE_FAILED" ] && install_staged\n'
+    proc = subprocess.run(["sh", "-s"], input=body.encode("utf-8", "surrogateescape"), capture_output=True, timeout=30)
+    assert proc.returncode == 0 and b"@@STEP installed" in proc.stdout, proc.stderr
+    for path, text, _ in files:
+        assert Path(path).read_bytes() == text.encode("utf-8", "surrogateescape"), path

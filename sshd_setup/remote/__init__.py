@@ -38,9 +38,8 @@ FileMode = tuple[int, str, str]
 """(mode, owner, group) of a file to write."""
 
 
-def _hex_ports(ports: tuple[int, ...]) -> str:
-    """Ports as /proc/net/tcp writes them (4 upper-case hex digits)."""
-    return " ".join(f"{port:04X}" for port in sorted(set(ports)) if 0 < port < 65536)
+def _ports(ports: tuple[int, ...]) -> str:
+    return " ".join(str(port) for port in sorted(set(ports)) if 0 < port < 65536)
 
 
 def _header(values: dict[str, str]) -> str:
@@ -79,7 +78,7 @@ def apply_script(
                 "CHECK": service.check,
                 "START": service.start,
                 "MAIN": main,
-                "PORTS": _hex_ports(ports) if service.rebinds else "",
+                "PORTS": _ports(ports) if service.rebinds else "",
             }
         ),
         script("apply.sh"),
@@ -89,10 +88,13 @@ def apply_script(
     for directory in directories:
         parts.append(f"install -d -m 0755 -o root -g root {shlex.quote(directory)}\n")
     for path, text, file_mode in files:
-        encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
         mode, owner, group = ("-", "-", "-") if file_mode is None else (f"{file_mode[0]:o}", *file_mode[1:])
         args = " ".join(shlex.quote(a) for a in (path, mode, owner, group))
-        parts.append(f"stage {args} <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
+        if "\0" not in text:  # a quoted shell word holds any byte but NUL; printf writes it exactly
+            parts.append(f"stage {args} {shlex.quote(text)}\n")
+        else:
+            encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
+            parts.append(f"stage {args} <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
     parts.append("run_apply\n")
     return "".join(parts)
 

@@ -1,6 +1,6 @@
 # Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
-# PORTS (sshd's listening ports, 4-digit upper-case hex as in /proc/net/tcp; empty: ask the init system),
-# then calls: stage (heredoc base64 content), mkdirs, and finally `run_apply`.
+# PORTS (sshd's listening ports; empty: ask the init system),
+# then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -16,11 +16,16 @@ STAGE_FAILED=""
 staged() { S="${1%/*}/.${1##*/}.sshd-setup-new"; }
 relabel() { [ -z "$RESTORECON" ] || "$RESTORECON" "$1" 2>/dev/null || true; }
 
-# stage TARGET MODE|- OWNER GROUP  < base64 content. MODE '-': copy owner and mode of the existing file.
-# Written by root under umask 022, a new file already is root:root 0644: nothing to change then.
+# stage TARGET MODE|- OWNER GROUP [TEXT]: the new file beside its target, from TEXT (written by the shell's
+# own printf: no process), or from base64 on stdin (a text with NUL bytes). MODE '-': copy owner and mode
+# of the existing file. Written by root under umask 022, a new file already is root:root 0644.
 stage() {
   staged "$1"
-  if ! base64 -d > "$S" 2>/dev/null; then rm -f "$S"; STAGE_FAILED="$STAGE_FAILED $1"; return 0; fi
+  if [ $# -ge 5 ]; then
+    printf '%s' "$5" > "$S" || { rm -f "$S"; STAGE_FAILED="$STAGE_FAILED $1"; return 0; }
+  elif ! base64 -d > "$S" 2>/dev/null; then
+    rm -f "$S"; STAGE_FAILED="$STAGE_FAILED $1"; return 0
+  fi
   if [ "$2" = "-" ]; then
     if [ -e "$1" ]; then chown --reference="$1" "$S" 2>/dev/null && chmod --reference="$1" "$S" 2>/dev/null; fi
   else
@@ -95,10 +100,14 @@ restore_backup() {
   done < "$BK/manifest"
 }
 
-# listeners: inodes of the sockets listening on PORTS (IPv4 and IPv6), one awk for both tables.
+# listeners: inodes of the sockets listening on PORTS, from `ss` (netlink: the kernel walks only its
+# listening sockets; reading /proc/net/tcp walks the whole connection table and cost ~10 ms a time here).
 listeners() {
-  awk -v ports=" $PORTS " '$4 == "0A" { n = split($2, a, ":"); if (index(ports, " " a[n] " ")) print $10 }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+  filter=""
+  for p in $PORTS; do filter="${filter:+$filter or }sport = :$p"; done
+  ss -Hlnte "( $filter )" 2>/dev/null | while read -r line; do
+    case "$line" in *" ino:"*) line=${line##* ino:}; echo "${line%% *}";; esac
+  done
 }
 
 # wait_reexec: on SIGHUP sshd closes its listening sockets and re-executes itself, which binds new ones
@@ -152,7 +161,7 @@ ensure_user() {
 # On failure: STEP (reload / inactive) and out (what went wrong) are set, and it returns 1.
 reload_sshd() {
   BEFORE=""
-  [ -z "$PORTS" ] || BEFORE=$(listeners)
+  [ -z "$PORTS" ] || ! command -v ss >/dev/null 2>&1 || BEFORE=$(listeners)
   if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
   if [ -n "$BEFORE" ]; then
     wait_reexec && return 0
