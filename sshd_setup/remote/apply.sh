@@ -116,13 +116,13 @@ listeners() {
 wait_reexec() {
   i=0
   while [ $i -lt 100 ]; do
+    sleep 0.03  # first: the re-exec takes longer than a look (a process) right after the reload returns
     now=$(listeners)
     if [ -n "$now" ]; then
       fresh=1
       for n in $now; do case " $BEFORE " in *" $n "*) fresh="";; esac; done
       [ -n "$fresh" ] && return 0
     fi
-    sleep 0.03
     i=$((i + 1))
   done
   return 1
