@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import load_tree
@@ -68,24 +69,39 @@ def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
 
 @dataclass(frozen=True)
 class Assessment:
+    facts: HostFacts
     plan: Plan
     findings: list[Finding]
     service: ServicePlan
     backups: list[str]
     users_to_create: tuple[str, ...]
-    ports: tuple[int, ...] = ()
-    """Where sshd listens now (the apply script watches these sockets to see the reload happen)."""
-    file_modes: dict[str, FileMode] = field(default_factory=dict)
-    """Owner and mode of existing files the plan rewrites in place."""
 
     @property
     def is_noop(self) -> bool:
         return self.plan.is_noop and not self.users_to_create
 
+    def listen_ports(self, main: str) -> tuple[int, ...]:
+        """Where sshd listens now: the apply script watches these sockets to see the reload happen."""
+        from sshd_setup.core.findings import listen_ports
+
+        try:
+            return tuple(sorted(listen_ports(load_tree(self.facts.source(), main))))
+        except Exception:  # a tree the findings already call broken: the script waits for the init system
+            return ()
+
+    def file_mode(self, path: str, mode: int | None) -> FileMode | None:
+        """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
+        if mode is not None:
+            return (mode, "root", "root")
+        meta = self.facts.meta.get(path)
+        if meta is None or not meta.exists or meta.is_dir or "UNKNOWN" in (meta.owner, meta.group):
+            return None
+        return (meta.mode, meta.owner, meta.group) if meta.owner and meta.group else None
+
 
 def assess(entry: HostEntry, output: str) -> Assessment:
     """Pure part of a host's run: parse facts, plan, find problems."""
-    from sshd_setup.core.findings import find_problems, listen_ports
+    from sshd_setup.core.findings import find_problems
     from sshd_setup.core.plan import plan_host
     from sshd_setup.templating import environment
 
@@ -98,16 +114,7 @@ def assess(entry: HostEntry, output: str) -> Assessment:
             findings.append(finding)
     missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
     create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
-    try:
-        ports = tuple(sorted(listen_ports(load_tree(facts.source(), entry.desired.sshd_config))))
-    except Exception:  # a tree the findings above already call broken: wait for the init system instead
-        ports = ()
-    modes = {
-        path: (meta.mode, meta.owner, meta.group)
-        for path, meta in facts.meta.items()
-        if meta.exists and not meta.is_dir and "UNKNOWN" not in (meta.owner, meta.group) and meta.owner and meta.group
-    }
-    return Assessment(plan, findings, service_plan(facts), backups, create, ports, modes)
+    return Assessment(facts, plan, findings, service_plan(facts), backups, create)
 
 
 def _with_host(entry: HostEntry, options: RunOptions, work: Callable[[Transport, HostResult], None]) -> HostResult:
@@ -181,9 +188,9 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         service=service,
         main=entry.desired.sshd_config,
         directories=plan.directories,
-        files=[(c.path, c.after, _file_mode(c.path, c.mode, assessment)) for c in plan.changes],
+        files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
         users=assessment.users_to_create,
-        ports=assessment.ports,
+        ports=assessment.listen_ports(entry.desired.sshd_config),
     )
     applied = shell.finish(script)
     found = records(applied.stdout)
@@ -209,13 +216,6 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}; new login verified"
         return
     _rollback_after_guard(entry, options, transport, service, result, guard)
-
-
-def _file_mode(path: str, mode: int | None, assessment: Assessment) -> FileMode | None:
-    """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
-    if mode is not None:
-        return (mode, "root", "root")
-    return assessment.file_modes.get(path)
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
