@@ -305,8 +305,8 @@ def _restore(
     entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult, to: str | None
 ) -> None:
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
-    assessment = assess(entry, gathered.stdout)
-    service, backups = assessment.service, assessment.backups
+    facts, backups = parse_facts(gathered.stdout)  # no plan or findings: only the service and the backups
+    service = service_plan(facts)
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"

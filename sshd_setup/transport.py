@@ -264,7 +264,7 @@ class SshTransport:
         self.round_trips += 1
         channel = self._start_shell()
         try:
-            channel.sendall(script.encode("utf-8", "surrogateescape"))
+            self._send(channel, script.encode("utf-8", "surrogateescape"))
             return self._finish(channel, timeout)
         finally:
             channel.close()
@@ -285,6 +285,14 @@ class SshTransport:
         except (OSError, EOFError, SSHException) as exc:
             raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
         return channel
+
+    def _send(self, channel: Any, data: bytes) -> None:
+        from paramiko import SSHException
+
+        try:
+            channel.sendall(data)
+        except (OSError, EOFError, SSHException) as exc:
+            raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
 
     def _read(self, channel: Any, timeout: float | None, until_end_record: bool = False) -> tuple[bytes, bytes]:
         """stdout to its end (or to an `@@END` line), and stderr: blocking reads, no polling, one deadline."""
@@ -348,7 +356,7 @@ class SshShell:
 
     def run(self, script: str) -> CommandResult:
         self._owner.round_trips += 1
-        self._channel.sendall(_grouped(script))
+        self._owner._send(self._channel, _grouped(script))
         stdout, stderr = self._owner._read(self._channel, None, until_end_record=True)
         text = stdout.decode("utf-8", "surrogateescape")
         if text.endswith("@@END\n"):
@@ -362,7 +370,7 @@ class SshShell:
             self.close()
             return CommandResult(0, "", "")
         self._owner.round_trips += 1
-        self._channel.sendall(_grouped(script))
+        self._owner._send(self._channel, _grouped(script))
         try:
             return self._owner._finish(self._channel)
         finally:

@@ -110,7 +110,7 @@ def run_fleet(
         return run_host(host, options)
 
     show_progress = not as_json and sys.stderr.isatty()
-    results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up if hosts else lambda: None)
+    results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up)
     if as_json:
         print(json.dumps(to_json(results, mode), indent=2))
     else:

@@ -68,17 +68,11 @@ backup() {
 
 # prune: keep the newest KEEP backups (names sort by time; the shell's glob is sorted).
 prune() {
-  n=0
-  for b in "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
-    [ -e "$b" ] && n=$((n + 1))
-  done
-  [ "$n" -gt "$KEEP" ] || return 0
+  set -- "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*
+  [ -e "$1" ] || return 0
   old=""
-  for b in "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
-    [ "$n" -gt "$KEEP" ] || break
-    old="$old $b"; n=$((n - 1))
-  done
-  rm -rf $old
+  while [ $# -gt "$KEEP" ]; do old="$old $1"; shift; done
+  [ -z "$old" ] || rm -rf $old
 }
 
 install_staged() {
