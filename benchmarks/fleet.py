@@ -542,6 +542,15 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {'met   ' if met else ('n/a   ' if met is None else 'MISSED')} {name}")
 
 
+def compile_bytecode() -> None:
+    """Compile sshd-setup's modules as `pip install` of a wheel does. This checkout is an editable install,
+    and with PYTHONDONTWRITEBYTECODE set (or a read-only tree) every run would compile them again (~20 ms
+    of CPU per start), while the other contenders' packages were compiled by pip."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "sshd_setup", quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hosts", type=int, default=20, help="hosts per fleet (default 20)")
@@ -575,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     try:
+        compile_bytecode()
         report["help_seconds"] = cold_start(args.help_runs)
         report["help_seconds_median"] = round(statistics.median(report["help_seconds"]), 3)
         ca_key = " ".join(make_ca(work / "ca").public_key.split()[:2])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sshd_setup.core.plan import Plan
 
 GUARD_SECONDS = 5.0
+RELOAD_SEEN = {"pidfile": " (the new sshd wrote its pid file)", "active": " (the init system says it is up)"}
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,15 @@ class Assessment:
     def is_noop(self) -> bool:
         return self.plan.is_noop and not self.users_to_create
 
-    def listen_ports(self, main: str) -> tuple[int, ...]:
-        """Where sshd listens now: the apply script watches these sockets to see the reload happen."""
-        from sshd_setup.core.findings import listen_ports
+    def pid_file(self, main: str) -> str:
+        """Where sshd writes its pid: the apply script sees the reload's re-exec listening when the new sshd
+        writes it again. 'none' for a tree the findings already call broken: the init system's word then."""
+        from sshd_setup.core.service import pid_file
 
         try:
-            return tuple(sorted(listen_ports(load_tree(self.facts.source(), main))))
-        except Exception:  # a tree the findings already call broken: the script waits for the init system
-            return ()
+            return pid_file(load_tree(self.facts.source(), main))
+        except Exception:
+            return "none"
 
     def file_mode(self, path: str, mode: int | None) -> FileMode | None:
         """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
@@ -190,7 +192,7 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         directories=plan.directories,
         files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
         users=assessment.users_to_create,
-        ports=assessment.listen_ports(entry.desired.sshd_config),
+        pid_file=assessment.pid_file(entry.desired.sshd_config),
     )
     applied = shell.finish(script)
     found = records(applied.stdout)
@@ -213,7 +215,8 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
     result.connections += 1
     result.round_trips += 1
     if guard is None:
-        result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}; new login verified"
+        seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
+        result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
     _rollback_after_guard(entry, options, transport, service, result, guard)
 
@@ -235,8 +238,8 @@ def _report_failure(result: HostResult, found: dict[str, list[str]], applied: Co
 def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
     """Log in on a NEW connection with the same credentials and run a shell; None when fine, else why not.
 
-    The apply script has already seen the reloaded sshd bind its socket again (or the init system call it
-    up), so this login is served by the new configuration.
+    The apply script has already seen the reloaded sshd write its pid file again (or the init system call
+    it up), so this login is served by the new configuration.
     """
     deadline = time.monotonic() + GUARD_SECONDS
     problem = "not tried"

@@ -6,8 +6,11 @@ import base64
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from sshd_setup.core.facts import HostFacts, UnitState
-from sshd_setup.core.service import service_plan
+from sshd_setup.core.service import pid_file, service_plan
+from sshd_setup.core.tree import SnapshotSource, load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from tests.helpers import desired_from
 
@@ -109,6 +112,21 @@ def test_reload_decision_by_distribution_and_units() -> None:
     assert service_plan(old_debian).reload == "service ssh reload"
     suse = HostFacts(os_id="opensuse-tumbleweed", os_like=("opensuse", "suse"), init="sysvinit")
     assert service_plan(suse).reload == "service sshd reload"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("Port 22\n", ""),  # sshd's built-in place
+        ("PidFile /var/run/other.pid\nPidFile /ignored.pid\n", "/var/run/other.pid"),  # first value wins
+        ("PidFile none\n", "none"),
+        ("PidFile relative.pid\n", "none"),
+        ("Match User x\n  Banner none\nPidFile /after/match.pid\n", ""),  # inside a Match: not start-up
+    ],
+)
+def test_pid_file_the_apply_script_watches(config: str, expected: str) -> None:
+    source = SnapshotSource.of({"/etc/ssh/sshd_config": config}, {"/etc/ssh"})
+    assert pid_file(load_tree(source)) == expected
 
 
 def _run_facts(tmp_path: Path, config: str, sshd_version: str = "") -> str:

@@ -2,12 +2,12 @@
 
 The integration tests run the whole script on container hosts; these pin down the pieces whose edge
 cases a converging host rarely shows: pruning old backups, the backup manifest, and seeing sshd's
-re-exec through its listening sockets.
+re-exec through its pid file.
 """
 
 from __future__ import annotations
 
-import socket
+import os
 import subprocess
 import threading
 import time
@@ -56,62 +56,62 @@ def test_backup_copies_what_existed_and_lists_what_is_new(tmp_path: Path) -> Non
         f"created {etc}/new.conf",
     ]
     assert (backup / "files" / str(etc).lstrip("/") / "sub" / "b.conf").read_text() == "old b\n"
+    assert root.stat().st_mode & 0o777 == 0o700  # created by the same mkdir: root only
     assert oct(root.stat().st_mode & 0o777) == "0o700"
 
 
-def _listen(port: int = 0) -> socket.socket:
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen()
-    return server
+def _reload(tmp_path: Path, pidfile: str, reload: str, check: str, mark: str) -> tuple[str, float]:
+    """Run reload_sshd MARK with the given RELOAD/CHECK commands; (what it printed, seconds it took)."""
+    body = f"PIDFILE={pidfile}; RELOAD={reload!r}; CHECK={check!r}; "
+    body += f'if reload_sshd {mark}; then echo UP; else echo "DOWN $STEP: $out"; fi'
+    started = time.monotonic()
+    proc = sh(body, timeout=60)
+    return proc.stdout.strip() + proc.stderr, time.monotonic() - started
 
 
-def test_listeners_lists_the_sockets_listening_on_the_given_ports() -> None:
-    server = _listen()
-    port = server.getsockname()[1]
-    try:
-        found = sh(f"PORTS='22 {port}'; listeners").stdout.split()
-        other = sh("PORTS='1'; listeners").stdout.split()
-    finally:
-        server.close()
-    assert len(found) >= 1 and all(inode.isdigit() for inode in found)
-    gone = sh(f"PORTS='{port}'; listeners").stdout.split()
-    assert set(found) - set(gone) and not set(other) & set(found) - set(gone)
+def test_reload_returns_once_the_new_sshd_writes_its_pid_file(tmp_path: Path) -> None:
+    mark, pidfile = tmp_path / "staged.conf", tmp_path / "sshd.pid"
+    pidfile.write_text("1\n")
+    time.sleep(0.02)  # file times tick in jiffies: the mark must be newer than the old pid file
+    mark.write_text("new config\n")
 
-
-def test_wait_reexec_returns_once_the_old_socket_is_replaced() -> None:
-    server = _listen()
-    port = server.getsockname()[1]
-    replaced: list[socket.socket] = []
-
-    def reexec() -> None:  # what sshd does on SIGHUP: close, then bind anew a moment later
-        time.sleep(0.3)
-        server.close()
+    def reexec() -> None:  # what sshd does on SIGHUP: remove the pid file, re-exec, bind, write it anew
         time.sleep(0.2)
-        replaced.append(_listen(port))
+        pidfile.unlink()
+        time.sleep(0.3)
+        pidfile.write_text("1\n")
 
     thread = threading.Thread(target=reexec)
     thread.start()
     try:
-        started = time.monotonic()
-        proc = sh(f"PORTS='{port}'; BEFORE=$(listeners); wait_reexec && echo UP")
-        waited = time.monotonic() - started
+        # CHECK fails: a success can only come from the pid file
+        said, waited = _reload(tmp_path, str(pidfile), "true", "false", str(mark))
     finally:
         thread.join()
-        for s in replaced:
-            s.close()
-    assert proc.stdout.strip() == "UP", proc.stderr
-    assert waited >= 0.45  # not before the new socket existed
+    assert said == "UP"
+    assert waited >= 0.5  # not before the new pid file existed
 
 
-def test_wait_reexec_gives_up_when_nothing_listens_again() -> None:
-    server = _listen()
-    port = server.getsockname()[1]
-    before = sh(f"PORTS='{port}'; listeners").stdout.split()
-    server.close()
-    proc = sh(f"PORTS='{port}'; BEFORE='{' '.join(before)}'; wait_reexec || echo DOWN", timeout=30)
-    assert proc.stdout.strip() == "DOWN"
+def test_reload_without_a_new_pid_file_asks_the_init_system(tmp_path: Path) -> None:
+    mark, pidfile = tmp_path / "staged.conf", tmp_path / "sshd.pid"
+    mark.write_text("new config\n")
+    time.sleep(0.02)
+    pidfile.write_text("1\n")  # written before the mark: not by a reloaded sshd
+    os.utime(pidfile, (time.time() - 60, time.time() - 60))
+    said, waited = _reload(tmp_path, str(pidfile), "true", "true", str(mark))
+    assert said == "UP" and waited >= 3  # gave the pid file its 3 s, then took the init system's word
+    said, _ = _reload(tmp_path, str(pidfile), "true", "false", str(mark))
+    assert said == "DOWN inactive: sshd is not active after the reload"
+
+
+def test_reload_with_no_pid_file_to_watch_goes_straight_to_the_init_system(tmp_path: Path) -> None:
+    mark = tmp_path / "staged.conf"
+    mark.write_text("new config\n")
+    for pidfile in ("none", str(tmp_path / "absent.pid")):
+        said, waited = _reload(tmp_path, pidfile, "true", "true", str(mark))
+        assert said == "UP" and waited < 2, pidfile
+    said, _ = _reload(tmp_path, "none", "echo refused; false", "true", str(mark))
+    assert said == "DOWN reload: refused"
 
 
 TRICKY = [

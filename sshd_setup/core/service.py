@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sshd_setup.core.facts import HostFacts
+from sshd_setup.core.tree import ConfigTree
 
 DEBIAN_FAMILY = ("debian", "ubuntu", "raspbian", "linuxmint", "pop")
 
@@ -77,3 +78,10 @@ def service_plan(facts: HostFacts) -> ServicePlan:
         f"service {name} start",
         f"service {name} reload",
     )
+
+
+def pid_file(tree: ConfigTree) -> str:
+    """sshd's PidFile as the apply script watches it: '' = the built-in place (/run/sshd.pid or
+    /var/run/sshd.pid), 'none' = nothing to watch (none set, or a value that is not a plain absolute path)."""
+    value = tree.effective_value("pidfile", default="")
+    return value if value in ("", "none") or value.startswith("/") else "none"

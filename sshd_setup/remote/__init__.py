@@ -38,10 +38,6 @@ FileMode = tuple[int, str, str]
 """(mode, owner, group) of a file to write."""
 
 
-def _ports(ports: tuple[int, ...]) -> str:
-    return " ".join(str(port) for port in sorted(set(ports)) if 0 < port < 65536)
-
-
 def _header(values: dict[str, str]) -> str:
     import shlex
 
@@ -58,12 +54,13 @@ def apply_script(
     directories: tuple[str, ...],
     files: list[tuple[str, str, FileMode | None]],
     users: tuple[str, ...] = (),
-    ports: tuple[int, ...] = (),
+    pid_file: str = "none",
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
     files: (absolute path, new text, (mode, owner, group) or None to copy the existing file's).
-    ports: where sshd listens, to see the reload's re-exec; empty: wait for the init system's word.
+    pid_file: sshd's PidFile, whose rewrite shows the reload's re-exec is listening ('' = the default
+    place; 'none' = wait for the init system's word).
     """
     import base64
     import shlex
@@ -78,7 +75,7 @@ def apply_script(
                 "CHECK": service.check,
                 "START": service.start,
                 "MAIN": main,
-                "PORTS": _ports(ports) if service.rebinds else "",
+                "PIDFILE": pid_file if service.rebinds else "none",
             }
         ),
         script("apply.sh"),
@@ -102,7 +99,7 @@ def apply_script(
 def rollback_script(*, timestamp: str, backup: str, reload: bool, service: ServicePlan, main: str) -> str:
     """The one command that restores a backup, validated and reloaded.
 
-    It waits for the init system's word rather than watching sockets: the backup may listen elsewhere.
+    It waits for the init system's word rather than the pid file: restored files keep their old times.
     """
     import shlex
 
@@ -115,7 +112,7 @@ def rollback_script(*, timestamp: str, backup: str, reload: bool, service: Servi
             "CHECK": service.check,
             "START": service.start,
             "MAIN": main,
-            "PORTS": "",
+            "PIDFILE": "none",
         }
     )
     return header + script("apply.sh") + f"rollback_to {shlex.quote(backup)}\n"

@@ -1,5 +1,5 @@
 # Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
-# PORTS (sshd's listening ports; empty: ask the init system),
+# PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
 # then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
@@ -47,7 +47,6 @@ validate() {
 # backup: BK_ROOT/TS/files/<path> for files that existed, and a manifest saying existed/created per path.
 backup() {
   BK="$BK_ROOT/$TS"; [ -e "$BK" ] && BK="$BK_ROOT/$TS-$$"
-  [ -d "$BK_ROOT" ] || mkdir -p -m 0700 "$BK_ROOT" || fail backup "cannot create $BK_ROOT"
   existing=""
   dirs="$BK/files"
   for t in $STAGED; do
@@ -55,7 +54,9 @@ backup() {
     existing="$existing $t"
     case " $dirs " in *" $BK/files${t%/*} "*) ;; *) dirs="$dirs $BK/files${t%/*}";; esac
   done
+  umask 077  # a new BK_ROOT and everything below it: root only (one mkdir for all)
   mkdir -p $dirs || fail backup "cannot create $BK"
+  umask 022
   for t in $STAGED; do
     case " $existing " in *" $t "*) echo "existed $t";; *) echo "created $t";; esac
   done > "$BK/manifest"
@@ -94,29 +95,16 @@ restore_backup() {
   done < "$BK/manifest"
 }
 
-# listeners: inodes of the sockets listening on PORTS, from `ss` (netlink: the kernel walks only its
-# listening sockets; reading /proc/net/tcp walks the whole connection table and cost ~10 ms a time here).
-listeners() {
-  filter=""
-  for p in $PORTS; do filter="${filter:+$filter or }sport = :$p"; done
-  ss -Hlnte "( $filter )" 2>/dev/null | while read -r line; do
-    case "$line" in *" ino:"*) line=${line##* ino:}; echo "${line%% *}";; esac
-  done
-}
-
-# wait_reexec: on SIGHUP sshd closes its listening sockets and re-executes itself, which binds new ones
-# after reading the new config and host keys. Old sockets gone and a new one bound = the new sshd is up.
-# (Before that, a new login would still be served by the old sshd: proving nothing.)
-wait_reexec() {
+# wait_pidfile: on SIGHUP sshd closes its listening sockets and re-executes itself; the new sshd reads the
+# new config and host keys, binds new sockets and only then writes its pid file (the old one removes it
+# before the re-exec). A pid file newer than MARK
+# (a file written before the reload) = the new sshd listens. (Before that, a new login would still be
+# served by the old sshd: proving nothing.) The test is the shell's own; only `sleep` is a process.
+wait_pidfile() {
   i=0
-  while [ $i -lt 100 ]; do
-    sleep 0.03  # first: the re-exec takes longer than a look (a process) right after the reload returns
-    now=$(listeners)
-    if [ -n "$now" ]; then
-      fresh=1
-      for n in $now; do case " $BEFORE " in *" $n "*) fresh="";; esac; done
-      [ -n "$fresh" ] && return 0
-    fi
+  while [ $i -lt 150 ]; do
+    sleep 0.02  # first: the re-exec takes longer than a look right after the reload returns
+    [ "$PIDFILE" -nt "$MARK" ] && return 0
     i=$((i + 1))
   done
   return 1
@@ -151,19 +139,23 @@ ensure_user() {
   r "USER created $1"
 }
 
-# reload_sshd: reload, then wait until the new sshd answers (re-exec seen) or the init system says it is up.
-# On failure: STEP (reload / inactive) and out (what went wrong) are set, and it returns 1.
+# reload_sshd MARK: reload, then wait until the new sshd listens (its pid file is newer than MARK, a file
+# written before the reload) or, without a pid file to watch, until the init system says it is up.
+# SEEN says how the reload was seen (pidfile / active). On failure: STEP (reload / inactive) and out (what
+# went wrong) are set, and it returns 1.
 reload_sshd() {
-  BEFORE=""
-  [ -z "$PORTS" ] || ! command -v ss >/dev/null 2>&1 || BEFORE=$(listeners)
-  if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
-  if [ -n "$BEFORE" ]; then
-    wait_reexec && return 0
-    out="sshd did not listen again after the reload (no new socket on its port within 3 s)"
-  else
-    wait_active && return 0
-    out="sshd is not active after the reload"
+  MARK=$1
+  if [ -z "$PIDFILE" ]; then
+    for PIDFILE in /run/sshd.pid /var/run/sshd.pid; do [ -f "$PIDFILE" ] && break; done
   fi
+  [ "$PIDFILE" != none ] && [ -f "$PIDFILE" ] || MARK=""  # looked at before: sshd removes it on SIGHUP
+  if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
+  if [ -n "$MARK" ]; then
+    wait_pidfile && { SEEN=pidfile; return 0; }
+    # No fresh pid file (an sshd started with another PidFile; a coarse clock): ask the init system.
+  fi
+  wait_active && { SEEN=active; return 0; }
+  out="sshd is not active after the reload"
   STEP=inactive
   return 1
 }
@@ -175,11 +167,12 @@ run_apply() {
   backup
   install_staged
   if [ "$DO_RELOAD" = 1 ]; then
-    if ! reload_sshd; then
+    set -- $STAGED  # an installed file keeps its mtime from staging, before sshd -t: older than the reload
+    if ! reload_sshd "$1"; then
       r "FAIL $STEP"; r "OUTPUT"; printf '%s\n' "$out" | base64; r "EOF"
       rollback_now; r "END"; exit 4
     fi
-    r "STEP reloaded"
+    r "STEP reloaded"; r "SEEN $SEEN"
   fi
   r "END"
 }
@@ -209,7 +202,7 @@ rollback_to() {
   done < "$BK/manifest"
   r "STEP installed"
   if [ "$DO_RELOAD" = 1 ]; then
-    reload_sshd || fail "$STEP" "$out"
+    reload_sshd "" || fail "$STEP" "$out"  # restored files keep old mtimes: no pid file mark
     r "STEP reloaded"
   fi
   r "END"
