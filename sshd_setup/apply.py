@@ -20,6 +20,7 @@ from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
+from sshd_setup.sockets import Dial
 from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Unreachable, connect
 
 if TYPE_CHECKING:
@@ -119,13 +120,15 @@ def assess(entry: HostEntry, output: str) -> Assessment:
     return Assessment(facts, plan, findings, service_plan(facts), backups, create)
 
 
-def _with_host(entry: HostEntry, options: RunOptions, work: Callable[[Transport, HostResult], None]) -> HostResult:
+def _with_host(
+    entry: HostEntry, options: RunOptions, dial: Dial | None, work: Callable[[Transport, HostResult], None]
+) -> HostResult:
     """Connect, run `work`, and turn every failure into this host's result; always close and time it."""
     started = time.monotonic()
     result = HostResult(entry.name, Status.FAILED, "")
     transport: Transport | None = None
     try:
-        transport = connect(entry, options.connect)
+        transport = connect(entry, options.connect, dial)
         result.connections = 1
         work(transport, result)
     except Unreachable as exc:
@@ -143,8 +146,9 @@ def _with_host(entry: HostEntry, options: RunOptions, work: Callable[[Transport,
     return result
 
 
-def run_host(entry: HostEntry, options: RunOptions) -> HostResult:
-    return _with_host(entry, options, lambda transport, result: _pipeline(entry, options, transport, result))
+def run_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None) -> HostResult:
+    """dial: this host's first TCP connection, already started by the caller (or None)."""
+    return _with_host(entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result))
 
 
 def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
@@ -291,9 +295,9 @@ def _rollback_after_guard(
         result.reason = f"lockout guard failed ({problem}); rollback of {result.backup} did not help: {again}"
 
 
-def rollback_host(entry: HostEntry, options: RunOptions, to: str | None) -> HostResult:
+def rollback_host(entry: HostEntry, options: RunOptions, to: str | None, dial: Dial | None = None) -> HostResult:
     """Restore a backup (the latest, or `to`), validated, reloaded, guarded."""
-    return _with_host(entry, options, lambda transport, result: _rollback(entry, options, transport, result, to))
+    return _with_host(entry, options, dial, lambda transport, result: _rollback(entry, options, transport, result, to))
 
 
 def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, to: str | None) -> None:

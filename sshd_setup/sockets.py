@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
+import os
+import select
 import socket
 from typing import Any
 
@@ -40,3 +44,46 @@ def tcp_connection(host: str, port: int, timeout: float) -> QuickAckSocket:
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return QuickAckSocket(sock)
+
+
+class Dial:
+    """A TCP connection under way: started without waiting, finished by whoever needs it.
+
+    Lets a fleet run put every host's first connection on the wire at once, so the hosts start their sshd
+    for us while this process is still importing and planning. Only for IP addresses: a name lookup blocks.
+    """
+
+    def __init__(self, address: str, port: int) -> None:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setblocking(False)
+        self._error = self._sock.connect_ex((address, port))
+
+    def finish(self, timeout: float) -> QuickAckSocket:
+        """The connected socket (as tcp_connection makes it), or OSError/TimeoutError; closed on failure."""
+        try:
+            error = self._error
+            if error == errno.EINPROGRESS:
+                _, writable, _ = select.select([], [self._sock], [], timeout)
+                if not writable:
+                    raise TimeoutError(errno.ETIMEDOUT, "timed out")
+                error = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                raise OSError(error, os.strerror(error))
+            self._sock.settimeout(timeout)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except BaseException:
+            self._sock.close()
+            raise
+        return QuickAckSocket(self._sock)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def start_dial(address: str, port: int) -> Dial | None:
+    """A Dial to an IP address; None for a host name (resolving it would block) or when no socket is had."""
+    try:
+        return Dial(address, port)
+    except (ValueError, OSError):
+        return None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sshd_setup.errors import SshdSetupError
 from sshd_setup.inventory import HostEntry
-from sshd_setup.sockets import tcp_connection
+from sshd_setup.sockets import Dial, tcp_connection
 
 if TYPE_CHECKING:
     from paramiko import HostKeys
@@ -149,11 +149,12 @@ def host_key_checking_default() -> bool:
 
 
 class SshTransport:
-    def __init__(self, entry: HostEntry, options: ConnectOptions) -> None:
+    def __init__(self, entry: HostEntry, options: ConnectOptions, dial: Dial | None = None) -> None:
         self.entry = entry
         self.options = options
         self.round_trips = 0
         self._connection: Any = None
+        self._dial = dial
 
     def connect(self) -> SshTransport:
         entry = self.entry
@@ -162,7 +163,10 @@ class SshTransport:
         early: Any = None
         early_error: OSError | None = None
         try:
-            early = tcp_connection(entry.address, entry.port or 22, self.options.connect_timeout)
+            if self._dial is not None:  # started by the fleet run before its workers
+                early = self._dial.finish(self.options.connect_timeout)
+            else:
+                early = tcp_connection(entry.address, entry.port or 22, self.options.connect_timeout)
         except OSError as exc:
             early_error = exc
 
@@ -435,7 +439,8 @@ class LocalTransport:
         return None
 
 
-def connect(entry: HostEntry, options: ConnectOptions) -> SshTransport | LocalTransport:
+def connect(entry: HostEntry, options: ConnectOptions, dial: Dial | None = None) -> SshTransport | LocalTransport:
+    """A connected transport; `dial`: this host's TCP connection, already started (see sockets.Dial)."""
     if entry.is_local:
         return LocalTransport(entry, options).connect()
-    return SshTransport(entry, options).connect()
+    return SshTransport(entry, options, dial).connect()

@@ -14,6 +14,7 @@ from sshd_setup.errors import InputError
 from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_findings, print_warnings
 from sshd_setup.report import HostResult, Status, exit_code, print_summary, to_json
+from sshd_setup.sockets import start_dial
 from sshd_setup.transport import ConnectOptions, host_key_checking_default
 
 
@@ -43,8 +44,6 @@ def _run_pool(
     meanwhile: Callable[[], None] = lambda: None,
 ) -> list[HostResult]:
     """Run work on every host, forks at a time; `meanwhile` runs on this thread once all are submitted."""
-    if forks < 1:
-        raise InputError("--forks", "must be at least 1")
     results: dict[str, HostResult] = {}
     with ThreadPoolExecutor(max_workers=min(forks, len(hosts))) as pool:
         futures = {pool.submit(work, host): host for host in hosts}
@@ -104,13 +103,23 @@ def run_fleet(
     if not as_json:
         print_warnings(inv.warnings)
 
+    if forks < 1:
+        raise InputError("--forks", "must be at least 1")
+    # Everything is checked: put the first hosts' TCP connections on the wire now, all at once.
+    dials = {h.name: dial for h in hosts[:forks] if not h.is_local and (dial := start_dial(h.address, h.port or 22))}
+
     def work(host: HostEntry) -> HostResult:
+        dial = dials.pop(host.name, None)
         if mode == "rollback":
-            return rollback_host(host, options, None if rollback_to in (None, "latest") else rollback_to)
-        return run_host(host, options)
+            return rollback_host(host, options, None if rollback_to in (None, "latest") else rollback_to, dial)
+        return run_host(host, options, dial)
 
     show_progress = not as_json and sys.stderr.isatty()
-    results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up)
+    try:
+        results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up)
+    finally:
+        for dial in list(dials.values()):  # only if the pool stopped early (Ctrl-C)
+            dial.close()
     if as_json:
         print(json.dumps(to_json(results, mode), indent=2))
     else:
