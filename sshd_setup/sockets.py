@@ -64,8 +64,9 @@ class Dial:
         try:
             error = self._error
             if error == errno.EINPROGRESS:
-                _, writable, _ = select.select([], [self._sock], [], timeout)
-                if not writable:
+                poller = select.poll()  # not select(): a big fleet's descriptors pass FD_SETSIZE
+                poller.register(self._sock, select.POLLOUT)
+                if not poller.poll(timeout * 1000):
                     raise TimeoutError(errno.ETIMEDOUT, "timed out")
                 error = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:

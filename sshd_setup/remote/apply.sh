@@ -95,11 +95,11 @@ restore_backup() {
   done < "$BK/manifest"
 }
 
-# wait_pidfile: on SIGHUP sshd closes its listening sockets and re-executes itself; the new sshd reads the
-# new config and host keys, binds new sockets and only then writes its pid file (the old one removes it
-# before the re-exec). A pid file newer than MARK
-# (a file written before the reload) = the new sshd listens. (Before that, a new login would still be
-# served by the old sshd: proving nothing.) The test is the shell's own; only `sleep` is a process.
+# wait_pidfile: on SIGHUP sshd removes its pid file, closes its listening sockets and re-executes itself;
+# the new sshd reads the new config and host keys, binds new sockets and only then writes its pid file.
+# A pid file newer than MARK (a file written before the reload) = the new sshd listens. (Before that, a
+# new login could still be served by the old sshd: proving nothing.) The test is the shell's own builtin;
+# only `sleep` is a process.
 wait_pidfile() {
   i=0
   while [ $i -lt 150 ]; do
