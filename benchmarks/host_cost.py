@@ -7,7 +7,9 @@ fast as the hosts' work is small; this measures that work. One container host (t
 step repeated --runs times, CPU of the host's whole cgroup (sshd, its children, systemd, journald) from
 just before the step to 0.3 s after it; medians in milliseconds:
 
-  login              a new SSH connection that runs `exit 0` (what the lockout guard costs)
+  key exchange       a new TCP connection, SSH banner and key exchange, then closed (no login)
+  authenticate       + public-key login (sshd's PAM account and session: Debian's update-motd scripts)
+  login              + a session running `exit 0` = what the lockout guard costs
   check              `sshd-setup check`: a login and the facts round trip (what a no-op apply costs)
   apply --no-reload  the first apply without the reload (facts, stage, sshd -t, backup, rename)
   apply              the first apply: reload, wait for the new sshd, then the guard's login
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import paramiko
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fleet import boot, cpu_seconds, fleet_cgroup, make_ca, prepare
@@ -66,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             argv = [ours.argv[0], *words, *ours.argv[2:]]
             return lambda: _run(argv, ours.env, ours.cwd)
 
+        def key_exchange() -> None:
+            sock = socket.create_connection((entry.address, entry.port or 22), timeout=10)
+            handshake = paramiko.Transport(sock)
+            try:
+                handshake.start_client(timeout=10)
+            finally:
+                handshake.close()
+
+        def authenticate() -> None:
+            connect(entry, ConnectOptions()).close()
+
         def login() -> None:
             transport = connect(entry, ConnectOptions())
             try:
@@ -77,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             host.run_nsenter(RESTORE_PRISTINE)
 
         steps: list[tuple[str, Callable[[], None], Callable[[], None]]] = [
+            ("key exchange", key_exchange, lambda: None),
+            ("authenticate", authenticate, lambda: None),
             ("login", login, lambda: None),
             ("check", cli("check"), lambda: None),
             ("apply --no-reload", cli("apply", "--no-reload"), cli("rollback", "--no-reload")),
