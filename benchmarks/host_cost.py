@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fleet import boot, cpu_seconds, fleet_cgroup, make_ca, prepare
 
 from sshd_setup.inventory import load_inventory
+from sshd_setup.sockets import tcp_connection
 from sshd_setup.transport import ConnectOptions, connect
 
 SAVE_PRISTINE = "mkdir -p /root/pristine && cp -a /etc/ssh/sshd_config /root/pristine/"
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             return lambda: _run(argv, ours.env, ours.cwd)
 
         def key_exchange() -> None:
-            sock = socket.create_connection((entry.address, entry.port or 22), timeout=10)
-            handshake = paramiko.Transport(sock)
+            handshake = paramiko.Transport(tcp_connection(entry.address, entry.port or 22, 10))
             try:
                 handshake.start_client(timeout=10)
             finally:
