@@ -62,6 +62,9 @@ LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: ho
 ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
+YesOption = typer.Option(
+    False, "--yes", "-y", help="Do not ask for confirmation before changing hosts (needed without a terminal)."
+)
 HostKeyOption = typer.Option(
     None,
     "--host-key-checking/--no-host-key-checking",
@@ -77,6 +80,7 @@ def apply(
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Let a host with this error finding code proceed."),
     no_reload: bool = typer.Option(False, "--no-reload", help="Write and validate only; do not reload sshd."),
+    yes: bool = YesOption,
     as_json: bool = JsonOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
@@ -134,6 +138,7 @@ def rollback(
     to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
     forks: int = ForksOption,
     no_reload: bool = typer.Option(False, "--no-reload", help="Restore files only; do not reload sshd."),
+    yes: bool = YesOption,
     as_json: bool = JsonOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
