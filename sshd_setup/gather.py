@@ -146,4 +146,6 @@ def _systemd_units(facts: HostFacts, text: str) -> None:
             (values.get("ActiveState") or ["inactive"])[0],
             (values.get("UnitFileState") or [""])[0],
             listen,
+            (values.get("Accept") or [""])[0] if name.endswith(".socket") else "",
+            (values.get("KillMode") or [""])[0] if name.endswith(".service") else "",
         )

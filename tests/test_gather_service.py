@@ -10,7 +10,7 @@ import pytest
 
 from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.service import pid_file, service_plan
-from sshd_setup.core.tree import SnapshotSource, load_tree
+from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from tests.helpers import desired_from
 
@@ -178,3 +178,58 @@ def test_openssh_version_from_the_ssh_banner() -> None:
     assert openssh_version("SSH-2.0-OpenSSH_10.0") == "OpenSSH_10.0"
     for other in ("SSH-2.0-OpenSSH", "SSH-2.0-dropbear_2022.83", "SSH-2.0-OpenSSH_9.2\x1b[31m", ""):
         assert openssh_version(other) == "", other
+
+
+def _rhel_socket_facts(listen: tuple[str, ...] = ("[::]:22",)) -> HostFacts:
+    """As systemctl shows a RHEL host with sshd.socket enabled: a not-found entry for every name asked."""
+    return HostFacts(
+        os_id="rhel",
+        os_like=("fedora",),
+        init="systemd",
+        units={
+            "ssh.service": UnitState("ssh.service"),
+            "sshd.service": UnitState("sshd.service", "loaded", "inactive", "disabled", kill_mode="process"),
+            "ssh.socket": UnitState("ssh.socket"),  # LoadState=not-found
+            "sshd.socket": UnitState("sshd.socket", "loaded", "active", "enabled", listen, "yes"),
+        },
+    )
+
+
+def test_a_not_found_ssh_socket_never_hides_sshd_socket() -> None:
+    facts = _rhel_socket_facts()
+    assert facts.socket_activated and facts.socket_unit is facts.units["sshd.socket"]
+    plan = service_plan(facts)
+    assert plan.check == "systemctl is-active --quiet sshd.socket"
+    assert plan.start == "systemctl start sshd.socket"  # never sshd.service: Conflicts= would stop the socket
+    assert "sshd.service" not in plan.start and not plan.rebinds
+    assert plan.reload == "if systemctl is-active --quiet sshd.service; then systemctl reload sshd.service; fi"
+
+
+def test_accept_no_socket_restarts_the_service_instead_of_a_reload() -> None:
+    debian = HostFacts(
+        os_id="debian",
+        init="systemd",
+        units={
+            "ssh.service": UnitState("ssh.service", "loaded", "active", "disabled", kill_mode="process"),
+            "ssh.socket": UnitState("ssh.socket", "loaded", "active", "enabled", ("[::]:22",), "no"),
+            "sshd.socket": UnitState("sshd.socket"),
+        },
+    )
+    plan = service_plan(debian)
+    assert plan.reload == "if systemctl is-active --quiet ssh.service; then systemctl restart ssh.service; fi"
+    assert plan.start == "systemctl start ssh.socket" and plan.rebinds
+    assert "open sessions survive (KillMode=process)" in plan.reason
+
+
+def test_socket_findings_use_the_loaded_socket_and_flag_an_extra_port() -> None:
+    from sshd_setup.core.findings import find_problems
+
+    desired = desired_from({"principals": [{"user": "root", "principal": "root"}]})
+    files = {"/etc/ssh/sshd_config": "Port 22\n"}
+    for listen, code in ((("[::]:2222",), "SOCKET-NO-PORT-22"), (("[::]:22", "[::]:2222"), "SOCKET-PORT-NOT-22")):
+        facts = _rhel_socket_facts(listen)
+        facts.files = {p: SnapshotEntry(t) for p, t in files.items()}
+        facts.dirs = {"/etc/ssh"}
+        found = [f for f in find_problems(desired, facts, None) if f.code.startswith("SOCKET-")]
+        assert [f.code for f in found] == [code], found
+        assert "sshd.socket" in found[0].message and found[0].severity.value == "error"

@@ -1040,7 +1040,8 @@ def _check_socket(ctx: _Context) -> list[Finding]:
     facts = ctx.facts
     if not facts.socket_activated:
         return []
-    unit = facts.units.get("ssh.socket") or facts.units.get("sshd.socket")
+    unit = facts.socket_unit
+    name = unit.name if unit is not None else "ssh.socket"
     out: list[Finding] = []
     dropin_streams: list[tuple[str, str]] = []
     for path in sorted(facts.socket_dropins):
@@ -1054,10 +1055,10 @@ def _check_socket(ctx: _Context) -> list[Finding]:
                 Finding(
                     "SOCKET-ADDRESSES-DROPIN",
                     WARNING,
-                    "ssh.socket has an addresses.conf drop-in: on this socket-activated host it, not sshd_config's "
+                    f"{name} has an addresses.conf drop-in: on this socket-activated host it, not sshd_config's "
                     "Port/ListenAddress, decides where sshd listens",
                     "keep port 22 in it; after changing it run `systemctl daemon-reload` and "
-                    "`systemctl restart ssh.socket`",
+                    f"`systemctl restart {name}`",
                     path,
                 )
             )
@@ -1073,16 +1074,29 @@ def _check_socket(ctx: _Context) -> list[Finding]:
     if not entries:
         return out
     ports = {p for p in (_listen_port(e) for e in entries) if p is not None}
+    others = sorted(p for p in ports if p != 22)
+    if 22 in ports and others:  # as `Port 2222` beside `Port 22` in sshd_config: a way around the gateway
+        out.append(
+            Finding(
+                "SOCKET-PORT-NOT-22",
+                ERROR,
+                f"{name} also listens on port {', '.join(map(str, others))} beside 22: on a socket-activated host "
+                "the socket decides, and this port bypasses the gateway (which proxies only to 22)",
+                f"remove the extra ListenStream (then `systemctl daemon-reload` and `systemctl restart {name}`), "
+                "or pass --allow SOCKET-PORT-NOT-22 if the extra port is intended",
+                source_path or next((p for p, v in dropin_streams if v), ""),
+            )
+        )
     if 22 not in ports:
         source_path = source_path or next((p for p, v in dropin_streams if v), "")
         out.append(
             Finding(
                 "SOCKET-NO-PORT-22",
                 ERROR,
-                f"ssh.socket listens on {', '.join(entries)}, not on port 22: on a socket-activated host the socket "
+                f"{name} listens on {', '.join(entries)}, not on port 22: on a socket-activated host the socket "
                 "decides, and the gateway proxies to port 22 only",
-                "add ListenStream=22 (drop-in under /etc/systemd/system/ssh.socket.d/), then "
-                "`systemctl daemon-reload` and `systemctl restart ssh.socket`",
+                f"add ListenStream=22 (drop-in under /etc/systemd/system/{name}.d/), then "
+                f"`systemctl daemon-reload` and `systemctl restart {name}`",
                 source_path,
             )
         )

@@ -44,6 +44,16 @@ def _header(values: dict[str, str]) -> str:
     return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
 
 
+TEST_HOOK_ENV = "SSHD_SETUP_TEST_HOOK"
+
+
+def _test_hook() -> str:
+    """Tests only: make the apply script fail on purpose at a given step (kill-after-install, fail-reload)."""
+    import os
+
+    return os.environ.get(TEST_HOOK_ENV, "")
+
+
 def apply_script(
     *,
     timestamp: str,
@@ -76,6 +86,7 @@ def apply_script(
                 "START": service.start,
                 "MAIN": main,
                 "PIDFILE": pid_file if service.rebinds else "none",
+                "TEST_HOOK": _test_hook(),
             }
         ),
         script("apply.sh"),
@@ -113,6 +124,7 @@ def rollback_script(*, timestamp: str, backup: str, reload: bool, service: Servi
             "START": service.start,
             "MAIN": main,
             "PIDFILE": "none",
+            "TEST_HOOK": "",
         }
     )
     return header + script("apply.sh") + f"rollback_to {shlex.quote(backup)}\n"

@@ -1,5 +1,6 @@
 # Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
+# TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
 # then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
@@ -149,6 +150,7 @@ reload_sshd() {
     for PIDFILE in /run/sshd.pid /var/run/sshd.pid; do [ -f "$PIDFILE" ] && break; done
   fi
   [ "$PIDFILE" != none ] && [ -f "$PIDFILE" ] || MARK=""  # looked at before: sshd removes it on SIGHUP
+  [ "$TEST_HOOK" != fail-reload ] || { out="reload failed (test hook)"; STEP=reload; return 1; }
   if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
   if [ -n "$MARK" ]; then
     wait_pidfile && { SEEN=pidfile; return 0; }
@@ -166,6 +168,7 @@ run_apply() {
   validate
   backup
   install_staged
+  [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload
   if [ "$DO_RELOAD" = 1 ]; then
     set -- $STAGED  # an installed file keeps its mtime from staging, before sshd -t: older than the reload
     if ! reload_sshd "$1"; then

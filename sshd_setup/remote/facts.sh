@@ -80,10 +80,10 @@ if [ -d /run/systemd/system ]; then
   done
   if [ -n "$ASK_SYSTEMD" ]; then
     r "SYSTEMD"
-    systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen \
+    systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen -p Accept -p KillMode \
       ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
     r "EOF"
-    for f in /etc/systemd/system/ssh.socket.d/*.conf; do
+    for f in /etc/systemd/system/ssh.socket.d/*.conf /etc/systemd/system/sshd.socket.d/*.conf; do
       [ -f "$f" ] && { r "DROPIN $f"; base64 < "$f"; r "EOF"; }
     done
   fi
