@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.pending import Pending, pending_state
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
@@ -77,10 +78,12 @@ class Assessment:
     service: ServicePlan
     backups: list[str]
     users_to_create: tuple[str, ...]
+    pending: Pending = field(default_factory=lambda: Pending(None))
+    """Has the running sshd loaded the files on disk? (a reload is due when not)"""
 
     @property
     def is_noop(self) -> bool:
-        return self.plan.is_noop and not self.users_to_create
+        return self.plan.is_noop and not self.users_to_create and not self.pending.needs_reload
 
     def pid_file(self, main: str) -> str:
         """Where sshd writes its pid: the apply script sees the reload's re-exec listening when the new sshd
@@ -117,7 +120,11 @@ def assess(entry: HostEntry, output: str) -> Assessment:
             findings.append(finding)
     missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
     create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
-    return Assessment(facts, plan, findings, service_plan(facts), backups, create)
+    from sshd_setup.core.service import pid_file
+
+    tree = load_tree(facts.source(), entry.desired.sshd_config)
+    pending = pending_state(facts, tree, pid_file(tree)) if facts.complete else Pending(None)
+    return Assessment(facts, plan, findings, service_plan(facts), backups, create, pending)
 
 
 def _with_host(
@@ -179,12 +186,16 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
         return
     result.users_created = list(assessment.users_to_create)
-    if assessment.is_noop:
+    pending = assessment.pending
+    reload_pending = pending.needs_reload and options.reload
+    if assessment.is_noop or (not reload_pending and plan.is_noop and not assessment.users_to_create):
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
+        if pending.needs_reload:
+            result.reason += f"; sshd has not loaded {pending.describe()} (--no-reload: not reloaded)"
         return
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
-        result.reason = "would " + _change_summary(plan, assessment.users_to_create)
+        result.reason = "would " + _change_summary(plan, assessment.users_to_create, reload_pending)
         return
     stamp = timestamp()
     script = apply_script(
@@ -197,6 +208,7 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(entry.desired.sshd_config),
+        force_reload=reload_pending,
     )
     applied = shell.finish(script)
     found = records(applied.stdout)
@@ -207,8 +219,8 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
     if "END" not in found:
         result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
         return
-    changed = _change_summary(plan, assessment.users_to_create)
-    if not plan.changes:
+    changed = _change_summary(plan, assessment.users_to_create, reload_pending)
+    if not plan.changes and not reload_pending:
         result.status, result.reason = Status.CHANGED, f"{changed}; no file changed, no reload needed"
         return
     if not options.reload:
@@ -339,12 +351,14 @@ def _restore(
     result.reason = f"restored backup {target}" + (" and reloaded" if options.reload else "")
 
 
-def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
+def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = False) -> str:
     parts = []
     if plan.changes:
         parts.append(f"write {len(plan.changes)} file(s)")
     if users:
         parts.append(f"create user(s) {', '.join(users)}")
+    if reload_pending and not plan.changes:
+        parts.append("reload: the running sshd had not loaded the files on disk")
     return " and ".join(parts)
 
 

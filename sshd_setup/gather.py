@@ -53,7 +53,14 @@ class FactsError(ValueError):
     """The facts output could not be understood."""
 
 
-_BLOCKS = frozenset({"FILE", "DROPIN", "SYSTEMD"})
+_BLOCKS = frozenset({"FILE", "DROPIN", "SYSTEMD", "PENDING"})
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _decode(block: str) -> str:
@@ -81,6 +88,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
                 facts.files[rest] = SnapshotEntry(text)
             elif kind == "DROPIN":
                 facts.socket_dropins[rest] = text
+            elif kind == "PENDING":
+                facts.pending_marker = text
             else:
                 _systemd_units(facts, text)
         elif kind == "UNREADABLE":
@@ -92,16 +101,17 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "INIT":
             facts.init = rest.strip()
         elif kind == "META":
-            parts = rest.split(":", 4)
-            if len(parts) == 5:
-                owner, group, mode, ftype, path = parts
-                if ftype == "missing":
-                    facts.meta[path] = FileMeta(path, exists=False)
-                else:
-                    is_dir = ftype == "directory"
-                    facts.meta[path] = FileMeta(path, True, owner, group, int(mode, 8) if mode.isdigit() else 0, is_dir)
-                    if is_dir:
-                        facts.dirs.add(path)
+            parts = rest.split(":", 5)
+            if len(parts) >= 5 and parts[3] == "missing":  # -:-:-:missing:PATH
+                path = rest.split(":", 4)[4]
+                facts.meta[path] = FileMeta(path, exists=False)
+            elif len(parts) == 6:  # owner:group:mode:type:mtime:PATH
+                owner, group, mode, ftype, mtime, path = parts
+                is_dir = ftype == "directory"
+                octal = int(mode, 8) if mode.isdigit() else 0
+                facts.meta[path] = FileMeta(path, True, owner, group, octal, is_dir, _seconds(mtime))
+                if is_dir:
+                    facts.dirs.add(path)
         elif kind == "USERS":  # asked for; those without a USER record do not exist
             for name in rest.split():
                 facts.users.setdefault(name, None)
@@ -119,6 +129,9 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "UNITFILE":
             name, _, state = rest.partition(" ")
             unit_files[name] = state
+        elif kind == "SSHDPID":
+            state, _, path = rest.partition(" ")
+            facts.pid_files[path] = state == "alive"
         elif kind == "BACKUPS":
             backups = rest.split()
     if os_release:

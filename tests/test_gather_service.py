@@ -38,8 +38,8 @@ SAMPLE = f"""@@BEGIN 1
 @@EOF
 @@UNREADABLE /etc/ssh/sshd_config.d/secret.conf
 @@DIR /etc/ssh/principals
-@@META root:root:644:regular file:/etc/ssh/ca.pub
-@@META root:wheel:775:directory:/etc/ssh/principals
+@@META root:root:644:regular file:1764590000.250000000:/etc/ssh/ca.pub
+@@META root:wheel:775:directory:1764590001.000000000:/etc/ssh/principals
 @@META -:-:-:missing:/etc/ssh/vm list.txt
 @@USERS johndoe ops
 @@USER johndoe 1001 /home/johndoe
@@ -60,6 +60,7 @@ def test_parse_facts_reads_every_record() -> None:
     assert facts.files["/etc/ssh/sshd_config.d/secret.conf"].text is None
     assert facts.meta["/etc/ssh/principals"].mode == 0o775 and facts.meta["/etc/ssh/principals"].group == "wheel"
     assert not facts.meta["/etc/ssh/vm list.txt"].exists
+    assert facts.meta["/etc/ssh/ca.pub"].mtime == 1764590000.25
     assert facts.users["johndoe"] is not None and facts.users["johndoe"].groups == ("johndoe", "wheel")
     assert facts.users["ops"] is None
     assert facts.units["ssh.socket"].exists and not facts.units["ssh.socket"].active  # from its unit file only

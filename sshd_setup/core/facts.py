@@ -74,6 +74,10 @@ class HostFacts:
     """Each user a mapping names: its passwd entry, or None when it does not exist."""
     socket_dropins: dict[str, str] = field(default_factory=dict)
     """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
+    pid_files: dict[str, bool] = field(default_factory=dict)
+    """sshd pid files that exist → whether the pid they hold is a running process."""
+    pending_marker: str | None = None
+    """sshd-setup's marker of files installed but not yet reloaded ('backup NAME' + sha256sum lines), if any."""
     complete: bool = True
     """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
 

@@ -1586,6 +1586,16 @@ def _check_vendor(ctx: _Context) -> list[Finding]:
     ]
 
 
+def _check_pending(ctx: _Context) -> list[Finding]:
+    """Files on disk that the running sshd has not loaded (core/pending.py)."""
+    from sshd_setup.core.pending import pending_findings, pending_state
+    from sshd_setup.core.service import pid_file
+
+    if not ctx.facts.complete:
+        return []
+    return pending_findings(ctx.facts, ctx.before, pending_state(ctx.facts, ctx.before, pid_file(ctx.before)))
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1604,6 +1614,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_auth_methods,
     _check_permissions,
     _check_vendor,
+    _check_pending,
 )
 
 

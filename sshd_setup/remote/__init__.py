@@ -65,12 +65,14 @@ def apply_script(
     files: list[tuple[str, str, FileMode | None]],
     users: tuple[str, ...] = (),
     pid_file: str = "none",
+    force_reload: bool = False,
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
     files: (absolute path, new text, (mode, owner, group) or None to copy the existing file's).
     pid_file: sshd's PidFile, whose rewrite shows the reload's re-exec is listening ('' = the default
     place; 'none' = wait for the init system's word).
+    force_reload: reload even when no file is written (the running sshd has not loaded the files on disk).
     """
     import base64
     import shlex
@@ -81,6 +83,7 @@ def apply_script(
                 "TS": timestamp,
                 "KEEP": str(keep),
                 "DO_RELOAD": "1" if reload else "0",
+                "FORCE_RELOAD": "1" if force_reload else "0",
                 "RELOAD": service.reload,
                 "CHECK": service.check,
                 "START": service.start,

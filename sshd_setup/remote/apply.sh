@@ -1,4 +1,5 @@
-# Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
+# Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD FORCE_RELOAD RELOAD CHECK
+# START MAIN
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
 # TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
 # then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
@@ -11,6 +12,7 @@ if command -v sshd >/dev/null 2>&1; then SSHD=sshd; else SSHD=/usr/sbin/sshd; fi
 RESTORECON=""
 command -v restorecon >/dev/null 2>&1 && RESTORECON=restorecon
 BK_ROOT=/var/backups/sshd-setup
+PENDING=$BK_ROOT/pending
 STAGED=""
 STAGE_FAILED=""
 # staged /dir/name: S=/dir/.name.sshd-setup-new
@@ -77,7 +79,18 @@ prune() {
   [ -z "$old" ] || rm -rf $old
 }
 
+# mark_pending: before the first rename, say which files sshd-setup installs (sha256 of what it installs)
+# and from which backup: until a reload succeeds (it removes the mark), the next run knows sshd has not
+# loaded them, even when the run is cut right after the rename.
+mark_pending() {
+  set --
+  for t in $STAGED; do staged "$t"; set -- "$@" "$S"; done
+  { echo "backup ${BK##*/}"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING" || \
+    fail install "cannot write $PENDING"
+}
+
 install_staged() {
+  mark_pending
   for t in $STAGED; do
     staged "$t"
     mv -f "$S" "$t" || { restore_backup; fail install "cannot rename into $t"; }
@@ -129,7 +142,7 @@ wait_active() {
 rollback_now() {
   restore_backup
   if eval "$CHECK"; then eval "$RELOAD"; else eval "$START"; fi
-  if wait_active; then r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
+  if wait_active; then rm -f "$PENDING"; r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
 }
 
 # ensure_user NAME: create a mapped Unix user (password disabled, with a home); never deletes users.
@@ -164,17 +177,28 @@ reload_sshd() {
 
 run_apply() {
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
-  [ -n "$STAGED" ] || DO_RELOAD=0
+  # FORCE_RELOAD: nothing to write, but the running sshd has not loaded the files on disk (pending)
+  [ -n "$STAGED" ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
   validate
-  backup
-  install_staged
+  if [ -n "$STAGED" ]; then
+    backup
+    install_staged
+  fi
   [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload
   if [ "$DO_RELOAD" = 1 ]; then
-    set -- $STAGED  # an installed file keeps its mtime from staging, before sshd -t: older than the reload
-    if ! reload_sshd "$1"; then
+    # The mark is older than the reload: an installed file keeps its mtime from staging, before sshd -t;
+    # without one, the pending mark (or a fresh file) is.
+    set -- $STAGED
+    mark="$1"
+    if [ -z "$mark" ]; then
+      mark=$PENDING
+      [ -f "$mark" ] || { mkdir -p "$BK_ROOT" && mark=$BK_ROOT/.reload-mark && : > "$mark"; }
+    fi
+    if ! reload_sshd "$mark"; then
       r "FAIL $STEP"; r "OUTPUT"; printf '%s\n' "$out" | base64; r "EOF"
       rollback_now; r "END"; exit 4
     fi
+    rm -f "$PENDING" "$BK_ROOT/.reload-mark"
     r "STEP reloaded"; r "SEEN $SEEN"
   fi
   r "END"
@@ -197,6 +221,7 @@ rollback_to() {
   main="$MAIN"; case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || { rm -rf "$SAVE"; fail validate "$out"; }
   r "BACKUP ${SAVE##*/}"
+  BK_NAME=$BK; BK=$SAVE; mark_pending; BK=$BK_NAME
   while read -r kind t; do
     case "$kind" in
       existed) staged "$t"; mv -f "$S" "$t"; relabel "$t";;
@@ -206,6 +231,7 @@ rollback_to() {
   r "STEP installed"
   if [ "$DO_RELOAD" = 1 ]; then
     reload_sshd "" || fail "$STEP" "$out"  # restored files keep old mtimes: no pid file mark
+    rm -f "$PENDING"
     r "STEP reloaded"
   fi
   r "END"

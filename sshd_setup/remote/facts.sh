@@ -20,7 +20,7 @@ scan() {
   awk '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
          if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
-         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else next
+         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else if (kw == "pidfile") tag = "p"; else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
          for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; gsub(/["\047]/, "", a[i]); if (a[i] == "") continue
@@ -36,10 +36,12 @@ follow() {
     case "$word" in
       i:*) includes="$includes ${word#i:}";;
       c:*) CAS="$CAS ${word#c:}";;
+      p:/*) PIDFILE_SET="$PIDFILE_SET ${word#p:}";;
       g:) NEED_GROUPS=1;;
     esac
   done
   for pattern in $includes; do
+    case "${pattern%/*}" in *[*?[]*) ;; *) [ -d "${pattern%/*}" ] && STAT_DIRS="$STAT_DIRS ${pattern%/*}";; esac
     for f in $pattern; do
       [ -e "$f" ] || continue
       case " $SEEN " in *" $f "*) continue;; esac
@@ -48,6 +50,8 @@ follow() {
   done
 }
 SEEN=""
+STAT_DIRS=""
+PIDFILE_SET=""
 CAS=""
 NEED_GROUPS=""
 r "BEGIN 1"
@@ -103,7 +107,21 @@ present=""
 for p in $META_PATHS; do
   if [ -e "$p" ]; then present="$present $p"; else r "META -:-:-:missing:$p"; fi
 done
-[ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%n' -- $present 2>/dev/null
+# Times too: whether the running sshd has loaded the tree is its pid file (written once it has read the
+# config, at start and after each reload's re-exec) against every tree file, Include directory and the
+# marker sshd-setup leaves when it installed files without (yet) reloading. One stat for all of them.
+PENDING=/var/backups/sshd-setup/pending
+for p in $SEEN $STAT_DIRS /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET $PENDING; do
+  case " $present " in *" $p "*) continue;; esac
+  [ -e "$p" ] && present="$present $p"
+done
+[ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%.9Y:%n' -- $present 2>/dev/null
+[ -f "$PENDING" ] && { r "PENDING"; base64 < "$PENDING"; r "EOF"; }
+for p in /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET; do  # is the pid in it alive? (builtins only)
+  [ -f "$p" ] || continue
+  pid=""; read -r pid < "$p" 2>/dev/null || true
+  case "$pid" in ''|*[!0-9]*) r "SSHDPID dead $p";; *) if [ -d "/proc/$pid" ]; then r "SSHDPID alive $p"; else r "SSHDPID dead $p"; fi;; esac
+done
 r "USERS $USERS"
 if [ -n "$USERS" ]; then
   getent passwd $USERS 2>/dev/null | while IFS=: read -r name _pw uid _gid _gecos home _shell; do
