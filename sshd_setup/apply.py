@@ -105,13 +105,21 @@ class Assessment:
         return (meta.mode, meta.owner, meta.group) if meta.owner and meta.group else None
 
 
-def assess(entry: HostEntry, output: str) -> Assessment:
-    """Pure part of a host's run: parse facts, plan, find problems."""
+def login_user(entry: HostEntry, transport: Transport | None = None) -> str:
+    """The user sshd-setup logs in as: the inventory's, else what the SSH client resolved ('' when local)."""
+    if entry.is_local:
+        return ""
+    return entry.user or str(getattr(transport, "login_user", "") or "")
+
+
+def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
+    """Pure part of a host's run: parse facts, plan, find problems. login: the user sshd-setup logs in as."""
     from sshd_setup.core.findings import find_problems
     from sshd_setup.core.plan import plan_host
     from sshd_setup.templating import environment
 
     facts, backups = parse_facts(output)
+    facts.login_user = login
     plan = plan_host(entry.desired, facts.source(), environment())
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
@@ -167,11 +175,12 @@ def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, resul
 
 
 def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult) -> None:
-    gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
+    login = login_user(entry, transport)
+    gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
         return
-    assessment = assess(entry, gathered.stdout)
+    assessment = assess(entry, gathered.stdout, login)
     plan, findings, service = assessment.plan, assessment.findings, assessment.service
     result.findings = findings
     from sshd_setup.diffing import unified_diff

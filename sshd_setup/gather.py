@@ -20,12 +20,13 @@ from sshd_setup.remote import iter_records, script
 VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
 
 
-def facts_script(desired: Desired, sshd_version: str = "") -> str:
+def facts_script(desired: Desired, sshd_version: str = "", login_user: str = "") -> str:
     """The one command that gathers facts for this desired state.
 
     sshd_version: what the server's SSH banner says (e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'); it spares the
     host an `sshd -V`. sshd re-executes its installed binary for every connection, so the banner names the
     installed version. Empty: the script asks sshd.
+    login_user: the user sshd-setup logs in as, looked up too (AllowUsers/AllowGroups must admit it).
     """
     extra = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
     meta: list[str] = [desired.sshd_config]  # its owner and mode, kept when it is rewritten
@@ -36,7 +37,7 @@ def facts_script(desired: Desired, sshd_version: str = "") -> str:
             if parent not in meta:
                 meta.append(parent)
             parent = parent.rsplit("/", 1)[0]
-    users = sorted({m.user for m in desired.mappings})
+    users = sorted({m.user for m in desired.mappings} | ({login_user} if login_user else set()))
     header = "\n".join(
         [
             f"MAIN={shlex.quote(desired.sshd_config)}",

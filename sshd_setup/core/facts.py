@@ -76,6 +76,8 @@ class HostFacts:
     """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
     pid_files: dict[str, bool] = field(default_factory=dict)
     """sshd pid files that exist → whether the pid they hold is a running process."""
+    login_user: str = ""
+    """The user sshd-setup logs in as ('' when not known, e.g. offline lint or a local connection)."""
     pending_marker: str | None = None
     """sshd-setup's marker of files installed but not yet reloaded ('backup NAME' + sha256sum lines), if any."""
     complete: bool = True

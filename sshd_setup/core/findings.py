@@ -1596,6 +1596,17 @@ def _check_pending(ctx: _Context) -> list[Finding]:
     return pending_findings(ctx.facts, ctx.before, pending_state(ctx.facts, ctx.before, pid_file(ctx.before)))
 
 
+def _check_access(ctx: _Context) -> list[Finding]:
+    """AllowUsers/DenyUsers/AllowGroups/DenyGroups for every mapped user and the connecting user (core/access.py)."""
+    from sshd_setup.core.access import access_findings
+
+    users = [(u, False) for u in ctx.mapped_users()]
+    login = ctx.facts.login_user
+    if login:
+        users = [(u, False) for u, _ in users if u != login] + [(login, True)]
+    return access_findings(ctx.tree, users, {u: ctx.groups_of(u) for u, _ in users})
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1615,6 +1626,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_permissions,
     _check_vendor,
     _check_pending,
+    _check_access,
 )
 
 

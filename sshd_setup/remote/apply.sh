@@ -90,7 +90,6 @@ mark_pending() {
 }
 
 install_staged() {
-  mark_pending
   for t in $STAGED; do
     staged "$t"
     mv -f "$S" "$t" || { restore_backup; fail install "cannot rename into $t"; }
@@ -182,6 +181,7 @@ run_apply() {
   validate
   if [ -n "$STAGED" ]; then
     backup
+    mark_pending
     install_staged
   fi
   [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload

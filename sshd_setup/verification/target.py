@@ -119,7 +119,7 @@ class VerifyHost:
 
     @functools.cached_property
     def facts_output(self) -> str:
-        result = self.run(facts_script(self.desired))
+        result = self.run(facts_script(self.desired, login_user=self.entry.user or ""))
         if result.rc != 0 and "@@END" not in result.stdout:
             fail(f"facts command failed (exit {result.rc}): {_first_line(result.stderr)}")
         return result.stdout
@@ -135,7 +135,7 @@ class VerifyHost:
     @functools.cached_property
     def assessment(self) -> Assessment:
         self.facts  # noqa: B018  (a FactsError fails the check with its reason first)
-        return assess(self.entry, self.facts_output)
+        return assess(self.entry, self.facts_output, "" if self.entry.is_local else self.entry.user or "")
 
     @functools.cached_property
     def service(self) -> ServicePlan:
