@@ -6,12 +6,14 @@ Every step's failure becomes this host's result; nothing here stops or hides ano
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.pending import Pending, pending_state
@@ -80,6 +82,8 @@ class Assessment:
     users_to_create: tuple[str, ...]
     pending: Pending = field(default_factory=lambda: Pending(None))
     """Has the running sshd loaded the files on disk? (a reload is due when not)"""
+    main: str = ""
+    """The sshd_config this host's sshd reads and sshd-setup manages (the inventory's, or sshd's `-f`)."""
 
     @property
     def is_noop(self) -> bool:
@@ -120,19 +124,33 @@ def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
 
     facts, backups = parse_facts(output)
     facts.login_user = login
-    plan = plan_host(entry.desired, facts.source(), environment())
+    desired = _followed_desired(entry.desired, facts)
+    plan = plan_host(desired, facts.source(), environment())
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
-    for finding in find_problems(entry.desired, facts, plan):
+    for finding in find_problems(desired, facts, plan):
         if (finding.code, finding.path, finding.line) not in seen:
             findings.append(finding)
-    missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
-    create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
+    missing = tuple(m.user for m in desired.mappings if m.user in facts.users and facts.users[m.user] is None)
+    create = tuple(dict.fromkeys(missing)) if desired.create_users else ()
     from sshd_setup.core.service import pid_file
 
-    tree = load_tree(facts.source(), entry.desired.sshd_config)
+    tree = load_tree(facts.source(), desired.sshd_config)
     pending = pending_state(facts, tree, pid_file(tree)) if facts.complete else Pending(None)
-    return Assessment(facts, plan, findings, service_plan(facts), backups, create, pending)
+    return Assessment(facts, plan, findings, service_plan(facts), backups, create, pending, desired.sshd_config)
+
+
+def _followed_desired(desired: Desired, facts: HostFacts) -> Desired:
+    """sshd started with `-f OTHER` reads OTHER: manage that file, unless the inventory names one itself."""
+    from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG
+    from sshd_setup.core.startopts import running_options
+
+    options = running_options(facts) if facts.complete else None
+    if options is None or not options.config or desired.sshd_config != DEFAULT_SSHD_CONFIG:
+        return desired
+    if options.config != facts.start_main:  # not gathered (the facts script followed another -f)
+        return desired
+    return dataclasses.replace(desired, sshd_config=options.config)
 
 
 def _with_host(
@@ -212,11 +230,11 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         keep=entry.desired.backups_keep,
         reload=options.reload,
         service=service,
-        main=entry.desired.sshd_config,
+        main=assessment.main,
         directories=plan.directories,
         files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
         users=assessment.users_to_create,
-        pid_file=assessment.pid_file(entry.desired.sshd_config),
+        pid_file=assessment.pid_file(assessment.main),
         force_reload=reload_pending,
     )
     applied = shell.finish(script)
@@ -243,7 +261,7 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
-    _rollback_after_guard(entry, options, transport, service, result, guard)
+    _rollback_after_guard(entry, options, transport, service, result, guard, assessment.main)
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
@@ -294,13 +312,12 @@ def _rollback_after_guard(
     service: ServicePlan,
     result: HostResult,
     problem: str,
+    main: str,
 ) -> None:
     if result.backup is None:
         result.reason = f"lockout guard failed ({problem}) and no backup name is known"
         return
-    script = rollback_script(
-        timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=entry.desired.sshd_config
-    )
+    script = rollback_script(timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=main)
     try:
         restored = transport.run_script(script)
     except Unreachable as exc:
@@ -334,15 +351,14 @@ def _restore(
 ) -> None:
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
     facts, backups = parse_facts(gathered.stdout)  # no plan or findings: only the service and the backups
+    main = _followed_desired(entry.desired, facts).sshd_config
     service = service_plan(facts)
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"
         return
     restored = shell.finish(
-        rollback_script(
-            timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=entry.desired.sshd_config
-        )
+        rollback_script(timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=main)
     )
     found = records(restored.stdout)
     result.backup = target

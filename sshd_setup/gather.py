@@ -130,6 +130,16 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "UNITFILE":
             name, _, state = rest.partition(" ")
             unit_files[name] = state
+        elif kind in ("EXEC", "ENVFILE"):
+            unit, _, value = rest.partition(" ")
+            target = facts.unit_exec if kind == "EXEC" else facts.unit_env_files
+            target.setdefault(unit, []).append(value.strip())
+        elif kind == "ENV":
+            path, _, assignment = rest.partition(" ")
+            key, _, value = assignment.partition("=")
+            facts.start_env.setdefault(path, {})[key] = value
+        elif kind == "STARTMAIN":
+            facts.start_main = rest.strip()
         elif kind == "SSHDPID":
             state, _, path = rest.partition(" ")
             facts.pid_files[path] = state == "alive"

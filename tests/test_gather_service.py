@@ -234,3 +234,21 @@ def test_socket_findings_use_the_loaded_socket_and_flag_an_extra_port() -> None:
         found = [f for f in find_problems(desired, facts, None) if f.code.startswith("SOCKET-")]
         assert [f.code for f in found] == [code], found
         assert "sshd.socket" in found[0].message and found[0].severity.value == "error"
+
+
+def test_start_options_from_the_unit_and_its_environment_file() -> None:
+    from sshd_setup.core.startopts import running_options, start_findings
+
+    facts = HostFacts(os_id="debian", init="systemd", units={"ssh.service": unit("ssh.service")})
+    facts.unit_exec["ssh.service"] = ["/usr/sbin/sshd -D $SSHD_OPTS", "", "-/usr/sbin/sshd -D ${SSHD_OPTS} -f /etc/x"]
+    facts.unit_env_files["ssh.service"] = ["-/etc/default/ssh"]
+    facts.start_env["/etc/default/ssh"] = {"SSHD_OPTS": "\"-p 2222 -o 'TrustedUserCAKeys /etc/other.pub'\""}
+    options = running_options(facts)
+    assert options is not None and options.config == "/etc/x" and options.ports == (2222,)
+    assert options.options == (("trustedusercakeys", "/etc/other.pub"),)
+    codes = sorted(f.code for f in start_findings(options, "/etc/ssh/sshd_config"))
+    assert codes == ["START-OPTION-CONFIG", "START-OPTION-OVERRIDES", "START-OPTION-PORT"]
+    sysv = HostFacts(os_id="rhel", init="sysvinit", start_env={"/etc/sysconfig/sshd": {"OPTIONS": "-oPort=22"}})
+    options = running_options(sysv)
+    assert options is not None and options.options == (("port", "22"),)
+    assert start_findings(options, "/etc/ssh/sshd_config") == []

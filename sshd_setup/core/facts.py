@@ -76,6 +76,14 @@ class HostFacts:
     """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
     pid_files: dict[str, bool] = field(default_factory=dict)
     """sshd pid files that exist → whether the pid they hold is a running process."""
+    unit_exec: dict[str, list[str]] = field(default_factory=dict)
+    """Service unit → its ExecStart= values in file order (unit file, then drop-ins; '' resets)."""
+    unit_env_files: dict[str, list[str]] = field(default_factory=dict)
+    """Service unit → its EnvironmentFile= values."""
+    start_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """/etc/default/ssh, /etc/sysconfig/sshd → their SSHD_OPTS / OPTIONS assignments (raw values)."""
+    start_main: str = ""
+    """The config file a `-f` in sshd's start options names ('' = none)."""
     login_user: str = ""
     """The user sshd-setup logs in as ('' when not known, e.g. offline lint or a local connection)."""
     pending_marker: str | None = None

@@ -1607,6 +1607,13 @@ def _check_access(ctx: _Context) -> list[Finding]:
     return access_findings(ctx.tree, users, {u: ctx.groups_of(u) for u, _ in users})
 
 
+def _check_start_options(ctx: _Context) -> list[Finding]:
+    """-p / -o / -f in sshd's start options (core/startopts.py)."""
+    from sshd_setup.core.startopts import running_options, start_findings
+
+    return start_findings(running_options(ctx.facts), ctx.main) if ctx.facts.complete else []
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1627,6 +1634,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_vendor,
     _check_pending,
     _check_access,
+    _check_start_options,
 )
 
 

@@ -49,6 +49,24 @@ follow() {
     done
   done
 }
+# unitlines UNIT FILE: its ExecStart= and EnvironmentFile= lines (how sshd is started: -f, -p, -o), read
+# by the shell itself; a word after -f names the config file sshd really reads.
+unitlines() {
+  [ -f "$2" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      ExecStart=*) r "EXEC $1 ${line#ExecStart=}"; startwords ${line#ExecStart=};;
+      EnvironmentFile=*) r "ENVFILE $1 ${line#EnvironmentFile=}";;
+    esac
+  done < "$2"
+}
+startwords() {
+  while [ $# -gt 0 ]; do
+    case "$1" in -f) [ $# -gt 1 ] && START_MAIN=$2;; -f/*) START_MAIN=${1#-f};; esac
+    shift
+  done
+}
+START_MAIN=""
 SEEN=""
 STAT_DIRS=""
 PIDFILE_SET=""
@@ -70,11 +88,12 @@ if [ -d /run/systemd/system ]; then
   # Unit files found in systemd's search path (first wins; a link to /dev/null is masked). Only an
   # enabled ssh socket makes the unit's live state matter, and only then is systemctl asked (~10 ms).
   ASK_SYSTEMD=""
-  for u in ssh.service sshd.service ssh.socket sshd.socket; do
+  for u in ssh.service sshd.service ssh.socket sshd.socket ssh@.service sshd@.service; do
     for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
              /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
       if [ -L "$d/$u" ] || [ -e "$d/$u" ]; then
         if [ "$d/$u" -ef /dev/null ]; then r "UNITFILE $u masked"; else r "UNITFILE $u loaded"; fi
+        case "$u" in *.service) for f in "$d/$u" /etc/systemd/system/"$u".d/*.conf; do unitlines "$u" "$f"; done;; esac
         break
       fi
     done
@@ -93,8 +112,15 @@ if [ -d /run/systemd/system ]; then
   fi
 elif command -v rc-service >/dev/null 2>&1; then r "INIT openrc"
 else r "INIT sysvinit"; fi
+for f in /etc/default/ssh /etc/sysconfig/sshd; do  # start options (SSHD_OPTS, OPTIONS) by the shell itself
+  [ -r "$f" ] || continue
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in SSHD_OPTS=*|OPTIONS=*) r "ENV $f $line"; v=${line#*=}; v=${v#[\"\']}; startwords ${v%[\"\']};; esac
+  done < "$f"
+done
 follow "$MAIN" 0
 [ -e "$MAIN" ] || follow /usr/etc/ssh/sshd_config 0
+case "$START_MAIN" in /*) [ "$START_MAIN" = "$MAIN" ] || { r "STARTMAIN $START_MAIN"; follow "$START_MAIN" 0; };; esac
 for f in $EXTRA_FILES; do sendfile "$f"; done
 # CA files named anywhere in the tree (a foreign TrustedUserCAKeys to merge or report), crypto policy.
 for f in $CAS; do

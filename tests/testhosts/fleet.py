@@ -862,7 +862,12 @@ def _make_rhel(root: Path) -> None:
     lib = _usr_lib(root)
     etc = root / "etc"
     unit = (lib / "ssh.service").read_text()
+    # RHEL's sshd.service reads its start options from /etc/sysconfig/sshd ($OPTIONS).
+    unit = unit.replace("EnvironmentFile=-/etc/default/ssh", "EnvironmentFile=-/etc/sysconfig/sshd")
+    unit = unit.replace("$SSHD_OPTS", "$OPTIONS")
     (lib / "sshd.service").write_text("".join(ln for ln in unit.splitlines(True) if not ln.startswith("Alias=")))
+    (etc / "sysconfig").mkdir(exist_ok=True)
+    (etc / "sysconfig/sshd").write_text("# Options for sshd (RHEL's /etc/sysconfig/sshd)\nOPTIONS=\n")
     sock = lib / "ssh.socket"
     if sock.exists():
         (lib / "sshd.socket").write_text(sock.read_text().replace("ssh.service", "sshd.service"))
