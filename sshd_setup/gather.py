@@ -138,6 +138,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             path, _, assignment = rest.partition(" ")
             key, _, value = assignment.partition("=")
             facts.start_env.setdefault(path, {})[key] = value
+        elif kind == "ADDRS":
+            facts.addresses = frozenset(rest.split())
         elif kind == "STARTMAIN":
             facts.start_main = rest.strip()
         elif kind == "SSHDPID":

@@ -84,6 +84,8 @@ class HostFacts:
     """/etc/default/ssh, /etc/sysconfig/sshd → their SSHD_OPTS / OPTIONS assignments (raw values)."""
     start_main: str = ""
     """The config file a `-f` in sshd's start options names ('' = none)."""
+    addresses: frozenset[str] | None = None
+    """The host's own IP addresses (gathered only when the config has a ListenAddress)."""
     login_user: str = ""
     """The user sshd-setup logs in as ('' when not known, e.g. offline lint or a local connection)."""
     pending_marker: str | None = None

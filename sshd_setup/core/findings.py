@@ -1614,6 +1614,47 @@ def _check_start_options(ctx: _Context) -> list[Finding]:
     return start_findings(running_options(ctx.facts), ctx.main) if ctx.facts.complete else []
 
 
+def _listen_host(argument: str) -> str:
+    """The address part of a ListenAddress argument: '[::1]:22' → '::1', '10.0.0.1:22' → '10.0.0.1'."""
+    bracketed = re.fullmatch(r"\[(.*)\](?::\d+)?", argument)
+    if bracketed:
+        return bracketed.group(1)
+    return argument.split(":")[0] if argument.count(":") == 1 else argument
+
+
+def _check_listen_addresses(ctx: _Context) -> list[Finding]:
+    """A ListenAddress the host does not have: sshd -t accepts it, the reload's re-exec cannot bind it."""
+    import ipaddress
+
+    own = ctx.facts.addresses
+    if own is None:
+        return []
+    out: list[Finding] = []
+    for d in ctx.tree.global_values("listenaddress"):
+        if not d.line.args:
+            continue
+        host = _listen_host(d.line.args[0])
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            continue  # a host name: resolved by sshd, not judged here
+        if address.is_unspecified or str(address) in own:
+            continue
+        path, line = ctx.where(d)
+        out.append(
+            Finding(
+                "LISTEN-ADDRESS-NOT-ON-HOST",
+                ERROR,
+                f"{_quote(d)}: {address} is not an address of this host (it has {', '.join(sorted(own)) or 'none'}): "
+                "`sshd -t` accepts it, but sshd cannot bind it, and an sshd left with nothing to bind exits on reload",
+                "remove the line or use one of the host's addresses",
+                path,
+                line,
+            )
+        )
+    return out
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1635,6 +1676,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_pending,
     _check_access,
     _check_start_options,
+    _check_listen_addresses,
 )
 
 

@@ -20,6 +20,7 @@ scan() {
   awk '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
          if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
+         if (kw == "listenaddress") print "l:"
          if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else if (kw == "pidfile") tag = "p"; else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
@@ -38,6 +39,7 @@ follow() {
       c:*) CAS="$CAS ${word#c:}";;
       p:/*) PIDFILE_SET="$PIDFILE_SET ${word#p:}";;
       g:) NEED_GROUPS=1;;
+      l:) NEED_ADDRS=1;;
     esac
   done
   for pattern in $includes; do
@@ -72,6 +74,7 @@ STAT_DIRS=""
 PIDFILE_SET=""
 CAS=""
 NEED_GROUPS=""
+NEED_ADDRS=""
 r "BEGIN 1"
 for f in /etc/os-release /usr/lib/os-release; do  # read by the shell itself: short KEY=value lines
   [ -r "$f" ] || continue
@@ -148,6 +151,10 @@ for p in /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET; do  # is the pid in it al
   pid=""; read -r pid < "$p" 2>/dev/null || true
   case "$pid" in ''|*[!0-9]*) r "SSHDPID dead $p";; *) if [ -d "/proc/$pid" ]; then r "SSHDPID alive $p"; else r "SSHDPID dead $p"; fi;; esac
 done
+if [ -n "$NEED_ADDRS" ]; then  # a ListenAddress: the host's own addresses (sshd cannot bind others)
+  addrs=""
+  ip -o addr show 2>/dev/null | { while read -r _n _dev _fam addr _rest; do addrs="$addrs ${addr%/*}"; done; [ -z "$addrs" ] || r "ADDRS$addrs"; }
+fi
 r "USERS $USERS"
 if [ -n "$USERS" ]; then
   getent passwd $USERS 2>/dev/null | while IFS=: read -r name _pw uid _gid _gecos home _shell; do
