@@ -18,7 +18,7 @@ from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.pending import Pending, pending_state
 from sshd_setup.core.service import ServicePlan, service_plan
-from sshd_setup.core.tree import load_tree
+from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
@@ -98,6 +98,18 @@ class Assessment:
             return pid_file(load_tree(self.facts.source(), main))
         except Exception:
             return "none"
+
+    def helpers(self) -> tuple[str, ...]:
+        """SshdSessionPath / SshdAuthPath of the tree as planned: the apply script checks they are executable."""
+        from sshd_setup.core.findings import helper_paths
+
+        overlay = dict(self.facts.files)
+        overlay.update({c.path: SnapshotEntry(c.after) for c in self.plan.files})
+        try:
+            tree = load_tree(SnapshotSource(overlay, set(self.facts.dirs)), self.main)
+        except Exception:
+            return ()
+        return tuple(d.line.args[0] for d in helper_paths(tree) if d.line.args[0].startswith("/"))
 
     def file_mode(self, path: str, mode: int | None) -> FileMode | None:
         """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
@@ -236,6 +248,7 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(assessment.main),
         force_reload=reload_pending,
+        require_exec=assessment.helpers(),
     )
     applied = shell.finish(script)
     found = records(applied.stdout)
@@ -268,7 +281,9 @@ def _report_failure(result: HostResult, found: dict[str, list[str]], applied: Co
     step = found["FAIL"][0]
     output = (found.get("OUTPUT") or [""])[0]
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
-    if step == "validate":
+    if step == "validate" and "(SshdSessionPath/SshdAuthPath)" in output:
+        result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {_first_line(output)}"
+    elif step == "validate":
         result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
     elif rolled is not None:
         result.status = Status.ROLLED_BACK if rolled == "ok" else Status.FAILED

@@ -1655,6 +1655,43 @@ def _check_listen_addresses(ctx: _Context) -> list[Finding]:
     return out
 
 
+HELPER_KEYWORDS = {"sshdsessionpath": "SshdSessionPath", "sshdauthpath": "SshdAuthPath"}
+
+
+def helper_paths(tree: ConfigTree) -> list[Placed]:
+    """SshdSessionPath / SshdAuthPath lines in force (OpenSSH >= 9.8 execs them for every connection)."""
+    found = [tree.effective(keyword) for keyword in HELPER_KEYWORDS]
+    return [d for d in found if d is not None and d.line.args]
+
+
+def _check_helpers(ctx: _Context) -> list[Finding]:
+    """`sshd -t` does not check that SshdSessionPath/SshdAuthPath exist; sshd refuses to start without them."""
+    if not ctx.facts.complete:
+        return []
+    out: list[Finding] = []
+    for d in helper_paths(ctx.tree):
+        path = d.line.args[0]
+        meta = ctx.facts.meta.get(path)
+        if meta is None:
+            continue  # not gathered (e.g. offline lint)
+        if meta.exists and not meta.is_dir and meta.mode & 0o111:
+            continue
+        state = "does not exist" if not meta.exists else "is not an executable file"
+        where = ctx.where(d)
+        out.append(
+            Finding(
+                "SSHD-HELPER-MISSING",
+                ERROR,
+                f"{_quote(d)}: {path} {state}: `sshd -t` does not check it, but sshd (OpenSSH >= 9.8) refuses to "
+                f"start without its {HELPER_KEYWORDS[d.keyword]}, so a reload would kill it",
+                "point it at the installed binary (e.g. /usr/lib/openssh/sshd-session) or remove the line",
+                where[0],
+                where[1],
+            )
+        )
+    return out
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1677,6 +1714,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_access,
     _check_start_options,
     _check_listen_addresses,
+    _check_helpers,
 )
 
 

@@ -66,6 +66,7 @@ def apply_script(
     users: tuple[str, ...] = (),
     pid_file: str = "none",
     force_reload: bool = False,
+    require_exec: tuple[str, ...] = (),
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
@@ -73,6 +74,7 @@ def apply_script(
     pid_file: sshd's PidFile, whose rewrite shows the reload's re-exec is listening ('' = the default
     place; 'none' = wait for the init system's word).
     force_reload: reload even when no file is written (the running sshd has not loaded the files on disk).
+    require_exec: files that must be executable before anything changes (SshdSessionPath, SshdAuthPath).
     """
     import base64
     import shlex
@@ -90,6 +92,7 @@ def apply_script(
                 "MAIN": main,
                 "PIDFILE": pid_file if service.rebinds else "none",
                 "TEST_HOOK": _test_hook(),
+                "REQUIRE_EXEC": " ".join(require_exec),
             }
         ),
         script("apply.sh"),

@@ -1,6 +1,7 @@
 # Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD FORCE_RELOAD RELOAD CHECK
 # START MAIN
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
+# REQUIRE_EXEC (helper binaries the assembled tree names, checked before any change),
 # TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
 # then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
@@ -44,6 +45,10 @@ validate() {
   main="$MAIN"
   case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || fail validate "$out"
+  # OpenSSH >= 9.8: sshd -t does not check SshdSessionPath/SshdAuthPath, a reload dies without them.
+  for x in $REQUIRE_EXEC; do
+    { [ -f "$x" ] && [ -x "$x" ]; } || fail validate "$x (SshdSessionPath/SshdAuthPath) is not an executable file"
+  done
   r "STEP validated"
 }
 

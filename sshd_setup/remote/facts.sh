@@ -21,7 +21,7 @@ scan() {
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
          if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
          if (kw == "listenaddress") print "l:"
-         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else if (kw == "pidfile") tag = "p"; else next
+         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else if (kw == "pidfile") tag = "p"; else if (kw == "sshdsessionpath" || kw == "sshdauthpath") tag = "x"; else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
          for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; gsub(/["\047]/, "", a[i]); if (a[i] == "") continue
@@ -38,6 +38,7 @@ follow() {
       i:*) includes="$includes ${word#i:}";;
       c:*) CAS="$CAS ${word#c:}";;
       p:/*) PIDFILE_SET="$PIDFILE_SET ${word#p:}";;
+      x:/*) HELPERS="$HELPERS ${word#x:}";;
       g:) NEED_GROUPS=1;;
       l:) NEED_ADDRS=1;;
     esac
@@ -75,6 +76,7 @@ PIDFILE_SET=""
 CAS=""
 NEED_GROUPS=""
 NEED_ADDRS=""
+HELPERS=""
 r "BEGIN 1"
 for f in /etc/os-release /usr/lib/os-release; do  # read by the shell itself: short KEY=value lines
   [ -r "$f" ] || continue
@@ -140,7 +142,8 @@ done
 # config, at start and after each reload's re-exec) against every tree file, Include directory and the
 # marker sshd-setup leaves when it installed files without (yet) reloading. One stat for all of them.
 PENDING=/var/backups/sshd-setup/pending
-for p in $SEEN $STAT_DIRS /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET $PENDING; do
+for p in $HELPERS; do [ -e "$p" ] || r "META -:-:-:missing:$p"; done
+for p in $SEEN $STAT_DIRS /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET $PENDING $HELPERS; do
   case " $present " in *" $p "*) continue;; esac
   [ -e "$p" ] && present="$present $p"
 done
