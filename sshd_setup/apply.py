@@ -137,7 +137,9 @@ def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
     facts, backups = parse_facts(output)
     facts.login_user = login
     desired = _followed_desired(entry.desired, facts)
-    plan = plan_host(desired, facts.source(), environment())
+    from sshd_setup.core.filemodes import converge_modes
+
+    plan = converge_modes(plan_host(desired, facts.source(), environment()), facts)
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
     for finding in find_problems(desired, facts, plan):

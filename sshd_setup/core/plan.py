@@ -40,10 +40,12 @@ class FileChange:
     """None: keep the existing file's mode (sshd_config)."""
     owner: str = "root"
     group: str = "root"
+    meta_drift: str = ""
+    """Same content, but owner or mode differ from what sshd needs (e.g. 'mode 0600 → 0644')."""
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.before != self.after or bool(self.meta_drift)
 
 
 @dataclass(frozen=True)
