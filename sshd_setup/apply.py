@@ -101,7 +101,7 @@ class Assessment:
 
     def helpers(self) -> tuple[str, ...]:
         """SshdSessionPath / SshdAuthPath of the tree as planned: the apply script checks they are executable."""
-        from sshd_setup.core.findings import helper_paths
+        from sshd_setup.core.hostchecks import helper_paths
 
         overlay = dict(self.facts.files)
         overlay.update({c.path: SnapshotEntry(c.after) for c in self.plan.files})

@@ -1614,82 +1614,18 @@ def _check_start_options(ctx: _Context) -> list[Finding]:
     return start_findings(running_options(ctx.facts), ctx.main) if ctx.facts.complete else []
 
 
-def _listen_host(argument: str) -> str:
-    """The address part of a ListenAddress argument: '[::1]:22' → '::1', '10.0.0.1:22' → '10.0.0.1'."""
-    bracketed = re.fullmatch(r"\[(.*)\](?::\d+)?", argument)
-    if bracketed:
-        return bracketed.group(1)
-    return argument.split(":")[0] if argument.count(":") == 1 else argument
-
-
 def _check_listen_addresses(ctx: _Context) -> list[Finding]:
-    """A ListenAddress the host does not have: sshd -t accepts it, the reload's re-exec cannot bind it."""
-    import ipaddress
+    """A ListenAddress the host does not have (core/hostchecks.py)."""
+    from sshd_setup.core.hostchecks import listen_address_findings
 
-    own = ctx.facts.addresses
-    if own is None:
-        return []
-    out: list[Finding] = []
-    for d in ctx.tree.global_values("listenaddress"):
-        if not d.line.args:
-            continue
-        host = _listen_host(d.line.args[0])
-        try:
-            address = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            continue  # a host name: resolved by sshd, not judged here
-        if address.is_unspecified or str(address) in own:
-            continue
-        path, line = ctx.where(d)
-        out.append(
-            Finding(
-                "LISTEN-ADDRESS-NOT-ON-HOST",
-                ERROR,
-                f"{_quote(d)}: {address} is not an address of this host (it has {', '.join(sorted(own)) or 'none'}): "
-                "`sshd -t` accepts it, but sshd cannot bind it, and an sshd left with nothing to bind exits on reload",
-                "remove the line or use one of the host's addresses",
-                path,
-                line,
-            )
-        )
-    return out
-
-
-HELPER_KEYWORDS = {"sshdsessionpath": "SshdSessionPath", "sshdauthpath": "SshdAuthPath"}
-
-
-def helper_paths(tree: ConfigTree) -> list[Placed]:
-    """SshdSessionPath / SshdAuthPath lines in force (OpenSSH >= 9.8 execs them for every connection)."""
-    found = [tree.effective(keyword) for keyword in HELPER_KEYWORDS]
-    return [d for d in found if d is not None and d.line.args]
+    return listen_address_findings(ctx.tree, ctx.facts, ctx.where)
 
 
 def _check_helpers(ctx: _Context) -> list[Finding]:
-    """`sshd -t` does not check that SshdSessionPath/SshdAuthPath exist; sshd refuses to start without them."""
-    if not ctx.facts.complete:
-        return []
-    out: list[Finding] = []
-    for d in helper_paths(ctx.tree):
-        path = d.line.args[0]
-        meta = ctx.facts.meta.get(path)
-        if meta is None:
-            continue  # not gathered (e.g. offline lint)
-        if meta.exists and not meta.is_dir and meta.mode & 0o111:
-            continue
-        state = "does not exist" if not meta.exists else "is not an executable file"
-        where = ctx.where(d)
-        out.append(
-            Finding(
-                "SSHD-HELPER-MISSING",
-                ERROR,
-                f"{_quote(d)}: {path} {state}: `sshd -t` does not check it, but sshd (OpenSSH >= 9.8) refuses to "
-                f"start without its {HELPER_KEYWORDS[d.keyword]}, so a reload would kill it",
-                "point it at the installed binary (e.g. /usr/lib/openssh/sshd-session) or remove the line",
-                where[0],
-                where[1],
-            )
-        )
-    return out
+    """SshdSessionPath / SshdAuthPath that do not exist (core/hostchecks.py)."""
+    from sshd_setup.core.hostchecks import helper_findings
+
+    return helper_findings(ctx.tree, ctx.facts, ctx.where) if ctx.facts.complete else []
 
 
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
