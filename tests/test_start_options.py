@@ -49,3 +49,5 @@ def test_start_options_block_other_ports_and_a_dash_f_config_is_the_one_managed(
     assert try_login(other, "johndoe", key, ca.sign(key, ["jdoe"])).success
     again = sshd_setup("apply", "-i", inventory, "--limit", "opt3", "--yes", "--json")
     assert again.returncode == 0 and again.host("opt3")["status"] == "unchanged", again.stdout
+    verified = sshd_setup("verify", "-i", inventory, "--limit", "opt3", "--json")  # judges the -f file
+    assert verified.returncode == 0, verified.stdout[-3000:]
