@@ -63,7 +63,9 @@ class FakeGateway:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for serve_forever to notice, which by default
+        # takes up to 0.5 s per fake (seconds over a whole test run).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     # -- control ---------------------------------------------------------------------------
 
