@@ -182,7 +182,8 @@ def fetch_gateway_ca(
     base = check_api_base(api_base)
     check_account_id(account_id)
     retries = Retries(timeout=timeout, max_attempts=max_attempts, backoff_base=backoff_base, sleep=sleep)
-    client = ApiClient(base, account_id, token, permission=PERMISSION, retries=retries, log=log, transport=transport)
+    needs = f"the '{PERMISSION}' permission"
+    client = ApiClient(base, account_id, token, permission=needs, retries=retries, log=log, transport=transport)
     with client as api:
         return _fetch(api)
 

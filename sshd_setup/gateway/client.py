@@ -76,7 +76,7 @@ def _no_log(_: str) -> None:
 class ApiClient:
     """``with ApiClient(base, account, token, permission=...) as api: api.call("GET", "infrastructure/targets")``.
 
-    ``permission`` names what a 401/403 should tell the user to grant.
+    ``permission`` says what a 401/403 should tell the user to grant ("the 'X' permission").
     """
 
     def __init__(
@@ -229,13 +229,10 @@ class ApiClient:
         if status == 401:
             raise InputError(
                 "API",
-                f"HTTP 401: the token was not accepted (wrong, expired or revoked); it needs the "
-                f"'{self.permission}' permission{suffix}",
+                f"HTTP 401: the token was not accepted (wrong, expired or revoked); it needs {self.permission}{suffix}",
             )
         if status == 403:
-            raise InputError(
-                "API", f"HTTP 403: the token lacks the '{self.permission}' permission for this account{suffix}"
-            )
+            raise InputError("API", f"HTTP 403: the token lacks {self.permission} for this account{suffix}")
         if status == 404:
             raise InputError("API", f"HTTP 404: {not_found or 'no such account; check --account-id'}{suffix}")
         if status == 409:
