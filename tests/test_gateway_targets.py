@@ -338,3 +338,51 @@ def test_key_upload_429_then_403(gw: FakeGateway, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "403" in one_error_line(proc) and "audit SSH settings" in proc.stderr
     assert gw.infra.audit_ssh is None
+
+
+def test_pages_without_total_pages_follow_total_count(gw: FakeGateway, tmp_path: Path) -> None:
+    def page(number: int, names: list[str]) -> Reply:
+        rows = [
+            {
+                "id": f"t-{n}",
+                "hostname": n,
+                "ip": {"ipv4": {"ip_addr": f"192.0.2.{60 + i}", "virtual_network_id": DEFAULT_VNET}},
+            }
+            for i, n in enumerate(names, start=2 * number)
+        ]
+        info = {"page": number, "per_page": 2, "count": len(rows), "total_count": 5}
+        return Reply(200, {"success": True, "errors": [], "messages": [], "result": rows, "result_info": info})
+
+    gw.script("GET", page(1, ["a1", "a2"]), page(2, ["a3", "a4"]), page(3, ["web1"]), path="infrastructure/targets")
+    inv = inventory(tmp_path, {"web1": {"ansible_host": "192.0.2.66"}})
+
+    proc = sync(gw, inv, "--dry-run", "--json")
+
+    assert proc.returncode == 0, proc.stderr
+    pages = [parse_qs(urlsplit(s.path).query)["page"][0] for s in gw.requests if "/infrastructure/targets" in s.path]
+    assert pages == ["1", "2", "3"]
+    assert json.loads(proc.stdout)["targets"][0] == {
+        "action": "unchanged", "hostname": "web1", "target_id": "t-web1", "ip": "192.0.2.66",
+        "virtual_network": "(default)", "detail": "",
+    }  # fmt: skip
+
+
+def test_rate_limit_that_persists_is_exit_1_and_nothing_written(gw: FakeGateway, tmp_path: Path) -> None:
+    slow = Reply(429, error_envelope(971, "slow down"), {"Retry-After": "0"})
+    gw.script("PUT", *[slow] * 4, path="infrastructure/targets/batch")
+    inv = inventory(tmp_path, {"web1": HOSTS["web1"]})
+    proc = sync(gw, inv)
+    assert proc.returncode == 1
+    assert "gave up after 4 attempts" in one_error_line(proc)
+    assert gw.infra.targets == {}
+
+
+def test_a_damaged_state_file_is_exit_2_before_any_request(gw: FakeGateway, tmp_path: Path) -> None:
+    inv = inventory(tmp_path, {"web1": HOSTS["web1"]})
+    state = tmp_path / ".sshd-setup" / f"targets-{ACCOUNT}.json"
+    state.parent.mkdir()
+    state.write_text('{"version": 1, "account_id": "someone-else", "targets": {}}')
+    proc = sync(gw, inv)
+    assert proc.returncode == 2
+    assert "not a targets state file of account" in one_error_line(proc)
+    assert gw.requests == []

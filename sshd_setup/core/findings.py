@@ -1593,7 +1593,7 @@ def _check_flow(ctx: _Context) -> list[Finding]:
             INFO,
             "flow access-infrastructure with no principal mappings: sshd's default applies, so a certificate "
             "logs in as a Unix user only when it names that user as a principal (the gateway signs the username "
-            "the Access policy allows: connection_rules.ssh.usernames, or the e-mail prefix with allow_email_alias)",
+            "the Access policy allows: connection_rules.ssh.usernames, or the e-mail alias with allow_email_alias)",
             "make the policy's usernames the Unix users of this host, or map principals (sshd_setup.principals) "
             "when other names must log in",
             ctx.main,
