@@ -386,3 +386,11 @@ def test_a_damaged_state_file_is_exit_2_before_any_request(gw: FakeGateway, tmp_
     assert proc.returncode == 2
     assert "not a targets state file of account" in one_error_line(proc)
     assert gw.requests == []
+
+
+def test_verbose_sync_shows_requests_and_never_the_token_even_when_echoed(gw: FakeGateway, tmp_path: Path) -> None:
+    gw.script("GET", Reply(400, error_envelope(10001, "bad header {AUTH}")), path="teamnet/virtual_networks")
+    proc = sync(gw, inventory(tmp_path, {"web1": HOSTS["web1"]}), "--verbose")  # run() asserts no token
+    assert proc.returncode == 2
+    assert "GET http://127.0.0.1" in proc.stderr and "teamnet/virtual_networks" in proc.stderr
+    assert "[redacted]" in proc.stderr.splitlines()[-1]

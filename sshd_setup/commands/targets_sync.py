@@ -19,7 +19,7 @@ import typer
 
 from sshd_setup import exitcodes
 from sshd_setup.errors import InputError
-from sshd_setup.gateway.client import ApiClient, Retries
+from sshd_setup.gateway.client import ApiClient, Log, Retries
 from sshd_setup.gateway.targets import (
     Action,
     Wanted,
@@ -53,6 +53,7 @@ class SyncOptions:
     as_json: bool = False
     state: Path | None = None
     retries: Retries = field(default_factory=Retries)
+    log: Log | None = None
 
 
 def host_address(host: HostEntry, where: str) -> tuple[str, str]:
@@ -101,7 +102,12 @@ def run_sync(options: SyncOptions) -> int:
     state_path = options.state or default_state_path(options.inventory, options.account_id)
     ours = read_state(state_path, options.account_id)
     client = ApiClient(
-        options.api_base, options.account_id, options.token, permission=PERMISSION, retries=options.retries
+        options.api_base,
+        options.account_id,
+        options.token,
+        permission=PERMISSION,
+        retries=options.retries,
+        log=options.log,
     )
     with client as api:
         vnets = list_virtual_networks(api)

@@ -62,6 +62,7 @@ def targets_sync(
     api_base: str = ApiBaseOption,
     token_file: Path | None = TokenFileOption,
     timeout: float = TimeoutOption,
+    verbose: bool = VerboseOption,
     backoff_base: float = BackoffOption,
 ) -> None:
     """Create or update one Target per inventory host (hostname = inventory name); --prune deletes ours.
@@ -84,6 +85,7 @@ def targets_sync(
         as_json=as_json,
         state=state,
         retries=Retries(timeout=timeout, backoff_base=backoff_base),
+        log=_err if verbose else None,
     )
     raise typer.Exit(run_sync(options))
 
