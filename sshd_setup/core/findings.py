@@ -983,13 +983,13 @@ def _check_ports(ctx: _Context) -> list[Finding]:
     ports, listens = _port_directives(tree)
     explicit = [(d, port) for d, port in listens if port is not None]
     effective = listen_ports(tree)
-    has22 = want in effective
+    has_wanted = want in effective
     # Any other port is an error, even beside the gateway's: the gateway connects only to that one, so
     # the other port is a way in that bypasses it; the operator must say it is intended (--allow PORT-NOT-22).
     severity = ERROR
     tail = (
         f"; sshd also listens on {want} (the gateway's port), but this port bypasses the gateway"
-        if has22
+        if has_wanted
         else f"; the gateway only connects to port {want}"
     )
     for d, port in ports:
@@ -999,7 +999,7 @@ def _check_ports(ctx: _Context) -> list[Finding]:
                     "PORT-NOT-22",
                     severity,
                     f"{_quote(d)}: sshd listens on port {port}{tail}",
-                    (f"remove it (keep `Port {want}`)" if has22 else f"add `Port {want}` (and remove this one)")
+                    (f"remove it (keep `Port {want}`)" if has_wanted else f"add `Port {want}` (and remove this one)")
                     + ", or pass --allow PORT-NOT-22 if the extra port is intended",
                     d.path,
                     d.lineno,
@@ -1017,7 +1017,7 @@ def _check_ports(ctx: _Context) -> list[Finding]:
                     d.lineno,
                 )
             )
-    if not has22:
+    if not has_wanted:
         first = next((d for d, p in [*ports, *explicit] if p != want), None)
         out.append(
             Finding(

@@ -54,7 +54,20 @@ from sshd_setup.gateway.client import (
     result_of,
 )
 
-__all__ = ["MAX_RETRY_AFTER", "GatewayCA", "GatewayTransportError", "fetch_gateway_ca"]
+__all__ = [
+    "ALREADY_EXISTS",
+    "DEFAULT_API_BASE",
+    "MAX_RETRY_AFTER",
+    "PERMISSION",
+    "TOKEN_ENV",
+    "GatewayCA",
+    "GatewayTransportError",
+    "check_account_id",
+    "check_api_base",
+    "fetch_gateway_ca",
+    "gateway_ca_url",
+    "load_token",
+]
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
