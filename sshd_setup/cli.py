@@ -10,6 +10,7 @@ import typer
 from sshd_setup import exitcodes
 from sshd_setup.errors import SshdSetupError
 from sshd_setup.gateway.cli import app as ca_app
+from sshd_setup.gateway.infra_cli import gateway_app, key_app
 from sshd_setup.sessionlog.cli import app as logs_app
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(ca_app, name="ca")
 app.add_typer(logs_app, name="logs")
+app.add_typer(gateway_app, name="gateway")
+logs_app.add_typer(key_app, name="key")
 
 InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI).")
 

@@ -17,6 +17,8 @@ from sshd_setup.errors import InputError
 
 Mode = Literal["single", "list", "any"]
 ForeignCa = Literal["refuse", "merge", "replace"]
+Flow = Literal["ssh-proxy", "access-infrastructure"]
+FLOWS = ("ssh-proxy", "access-infrastructure")
 
 DEFAULT_CA_PATH = "/etc/ssh/ca.pub"
 DEFAULT_SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -32,6 +34,9 @@ SETTINGS_KEYS = (
     "sshd_config",
     "foreign_ca_keys",
     "backups_keep",
+    "flow",
+    "port",
+    "virtual_network",
 )
 MAPPING_KEYS = ("user", "principal", "principals", "file", "any_principal")
 
@@ -64,6 +69,11 @@ class Desired:
     sshd_config: str = DEFAULT_SSHD_CONFIG
     foreign_ca_keys: ForeignCa = "refuse"
     backups_keep: int = 5
+    flow: Flow = "ssh-proxy"
+    port: int = 22
+    """The port the gateway connects to: 22 for the SSH proxy, the target criteria's port otherwise."""
+    virtual_network: str | None = None
+    """The gateway's virtual network holding this host's Target (``gateway targets sync``)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def mapping_for(self, user: str) -> Mapping | None:
@@ -124,6 +134,17 @@ def check_settings_fragment(fragment: object, where: str) -> None:
             _expect(value, int, here, key)
             if not 1 <= value <= 1000:
                 raise InputError(here, "backups_keep must be between 1 and 1000")
+        elif key == "flow":
+            if value not in FLOWS:
+                raise InputError(here, f"flow must be 'ssh-proxy' or 'access-infrastructure', got {value!r}")
+        elif key == "port":
+            _expect(value, int, here, key)
+            if not 1 <= value <= 65535:
+                raise InputError(here, f"port must be a port number (1-65535), got {value!r}")
+        elif key == "virtual_network":
+            _expect(value, str, here, key)
+            if not value.strip() or len(value) > 255 or not value.isprintable():
+                raise InputError(here, "virtual_network must be a virtual network's name (one printable line)")
         elif key == "principals":
             _expect(value, list, here, "principals")
             for index, entry in enumerate(value):
@@ -206,6 +227,16 @@ def build_desired(
             continue
         unique.append(key)
 
+    flow = settings.get("flow", "ssh-proxy")
+    port = int(settings.get("port", 22))
+    if flow == "ssh-proxy" and port != 22:
+        raise InputError(
+            f"{where}.port", f"port {port} needs flow: access-infrastructure (the SSH proxy connects to port 22 only)"
+        )
+    # The SSH proxy signs certificates for the e-mail prefix; Access for Infrastructure names the Unix
+    # username the policy allows, so there a principal is used exactly as written.
+    principal = principal_of if flow == "ssh-proxy" else str
+
     mappings: list[Mapping] = []
     files_seen: dict[str, str] = {}
     all_raw: list[str] = []
@@ -215,11 +246,11 @@ def build_desired(
         if any(m.user == user for m in mappings):
             raise InputError(here, f"user {user!r} is mapped twice (sshd would use only the first block)")
         if "principal" in entry:
-            mapping = Mapping(user, "single", (principal_of(entry["principal"]),))
+            mapping = Mapping(user, "single", (principal(entry["principal"]),))
             raw_principals = [entry["principal"]]
         elif "principals" in entry:
             raw_principals = list(entry["principals"])
-            principals = tuple(dict.fromkeys(principal_of(p) for p in raw_principals))
+            principals = tuple(dict.fromkeys(principal(p) for p in raw_principals))
             file = entry.get("file") or f"{PRINCIPALS_DIR}/{user}"
             if file in files_seen:
                 raise InputError(f"{here}.file", f"{file} is already the principals file of {files_seen[file]!r}")
@@ -230,7 +261,8 @@ def build_desired(
             raw_principals = []
         all_raw.extend(raw_principals)
         mappings.append(mapping)
-    warnings.extend(_email_collisions(all_raw, f"{where}.principals"))
+    if flow == "ssh-proxy":
+        warnings.extend(_email_collisions(all_raw, f"{where}.principals"))
 
     ca_path = settings.get("ca_path", DEFAULT_CA_PATH)
     if ca_path in files_seen:
@@ -244,6 +276,9 @@ def build_desired(
         sshd_config=settings.get("sshd_config", DEFAULT_SSHD_CONFIG),
         foreign_ca_keys=settings.get("foreign_ca_keys", "refuse"),
         backups_keep=int(settings.get("backups_keep", 5)),
+        flow=flow,
+        port=port,
+        virtual_network=settings.get("virtual_network"),
         warnings=tuple(warnings),
     )
 

@@ -247,8 +247,8 @@ def global_effective_problems(config: EffectiveConfig, desired: Desired) -> list
             f"sshd -T: trustedusercakeys is {_one(config, 'trustedusercakeys')}, expected {desired.ca_path}"
         )
     ports = config.get("port", [])
-    if "22" not in ports:
-        problems.append(f"sshd -T: port is {', '.join(ports) or '(none)'}; the gateway connects to port 22")
+    if str(desired.port) not in ports:
+        problems.append(f"sshd -T: port is {', '.join(ports) or '(none)'}; the gateway connects to port {desired.port}")
     return problems
 
 
