@@ -24,6 +24,12 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(logs_app, name="logs")
 
 InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI).")
+InventoriesOption = typer.Option(
+    ...,
+    "--inventory",
+    "-i",
+    help="Ansible inventory: a file (YAML, INI, JSON, executable script) or a directory; repeat to merge, in order.",
+)
 
 
 @app.command()
@@ -74,7 +80,7 @@ HostKeyOption = typer.Option(
 
 @app.command()
 def apply(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     dry_run: bool = typer.Option(False, "--dry-run", "--check-mode", help="Show findings and diffs; change nothing."),
     forks: int = ForksOption,
@@ -105,7 +111,7 @@ def apply(
 
 @app.command()
 def check(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code."),
@@ -133,7 +139,7 @@ def check(
 
 @app.command()
 def rollback(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
     forks: int = ForksOption,
@@ -164,7 +170,7 @@ def rollback(
 
 @app.command()
 def verify(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
@@ -174,6 +180,23 @@ def verify(
     from sshd_setup.commands.verify import run_verify
 
     raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+
+
+@app.command("inventory")
+def inventory_command(
+    inventory: list[Path] = InventoriesOption,
+    list_: bool = typer.Option(False, "--list", help="All groups and hosts as ansible-inventory --list (default)."),
+    host: str | None = typer.Option(None, "--host", help="One host's variables, as ansible-inventory --host."),
+    graph: bool = typer.Option(False, "--graph", help="The group tree, as ansible-inventory --graph."),
+    group: str | None = typer.Argument(None, help="With --graph: the group to start at (default all)."),
+    limit: str | None = LimitOption,
+) -> None:
+    """Show the inventory exactly as apply reads it (ansible-inventory's JSON shape; `sshd_setup` merged as we do)."""
+    from sshd_setup.commands.inventory import run_inventory
+
+    if sum((list_, host is not None, graph)) > 1:
+        raise typer.BadParameter("give one of --list, --host NAME, --graph")
+    raise typer.Exit(run_inventory(inventory=inventory, limit=limit, host=host, graph=graph, group=group))
 
 
 def main() -> None:

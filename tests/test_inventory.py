@@ -64,7 +64,7 @@ def test_ini_inventory_with_group_vars_directory(tmp_path: Path) -> None:
         """
         [web]
         web1 ansible_host=192.0.2.10 ansible_port=22
-        web2 ansible_host=192.0.2.11 sshd_setup={"allow_all": true}
+        web2 ansible_host=192.0.2.11 sshd_setup='{"allow_all": true}'
 
         [prod:children]
         web
