@@ -23,7 +23,7 @@ app = typer.Typer(
 app.add_typer(ca_app, name="ca")
 app.add_typer(logs_app, name="logs")
 
-InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI).")
+InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible inventory: a file or a directory.")
 InventoriesOption = typer.Option(
     ...,
     "--inventory",

@@ -242,3 +242,34 @@ def test_structurally_bad_inventories(text: str, problem: str, tmp_path: Path) -
     with pytest.raises(InputError, match=problem) as caught:
         load_inventory(path)
     assert str(path) in str(caught.value)
+
+
+def test_vars_files_naming_nothing_are_warned_about(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars" / "wbe.yml").write_text("ansible_user: typo\n")
+    (tmp_path / "group_vars" / "web.yml").write_text("ansible_user: fine\n")
+    (tmp_path / "host_vars" / "web9.yml").write_text("ansible_port: 22\n")
+    path = write(tmp_path, GOOD)
+    inv = load_inventory(path)
+    assert inv.hosts["web1"].user == "fine"
+    unused = [w for w in inv.warnings if "names no" in w]
+    assert unused == [
+        f"{tmp_path / 'group_vars' / 'wbe.yml'}: names no group of the inventory (ignored)",
+        f"{tmp_path / 'host_vars' / 'web9.yml'}: names no host of the inventory (ignored)",
+    ]
+
+
+def test_several_sources_merge_in_order_and_a_directory_reads_its_files(tmp_path: Path) -> None:
+    first = write(tmp_path, GOOD)
+    second = tmp_path / "more"
+    (second / "group_vars").mkdir(parents=True)
+    (second / "a.ini").write_text("[web]\nweb3\nweb1 ansible_port=2300\n")
+    (second / "b.yml").write_text("all:\n  children:\n    web:\n      hosts:\n        web4:\n")
+    (second / "group_vars" / "web.yml").write_text("ansible_user: fromdir\n")
+    (second / "notes.txt").write_text("[web]\nnever\n")
+    inv = load_inventory([first, second])
+    assert list(inv.hosts) == ["web1", "web2", "db1", "web3", "web4"]
+    assert inv.groups["web"] == ["web1", "web2", "web3", "web4"]
+    assert inv.hosts["web1"].port == 2300 and inv.hosts["web3"].user == "fromdir"
+    assert inv.hosts["web3"].desired.allow_all  # the first source's group vars apply to the second's hosts
