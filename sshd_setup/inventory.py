@@ -86,13 +86,16 @@ class _VarsFiles:
     def __init__(self, sources: list[Path]) -> None:
         self.basedirs = list(dict.fromkeys(vars_basedir(s) for s in sources))
         self._cache: dict[Path, dict[str, Any]] = {}
+        self._found: dict[tuple[Path, str, str], list[Path]] = {}
 
     def layers(self, kind: str, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
         """Per source (in -i order), per name: every file, as Ansible's host_group_vars plugin merges them."""
         found: list[tuple[str, dict[str, Any]]] = []
         for basedir in self.basedirs:
             for name in names:
-                for file in vars_files(basedir, kind, name):
+                if (basedir, kind, name) not in self._found:
+                    self._found[basedir, kind, name] = vars_files(basedir, kind, name)
+                for file in self._found[basedir, kind, name]:
                     if file not in self._cache:
                         self._cache[file] = load_vars_file(file)
                     found.append((str(file), self._cache[file]))

@@ -230,3 +230,36 @@ def test_limit_selects_what_ansible_selects(case: str, pattern: str, ansible_env
     theirs = {line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()}
     inventory = load_inventory(sources)
     assert set(select_hosts(pattern, list(inventory.hosts), inventory.groups)) == theirs
+
+
+def test_host_is_ansible_inventorys_host(ansible_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    sources = _sources("07-group-vars-files")
+    proc = subprocess.run(
+        [str(_tool("ansible-inventory")), *_args(sources), "--host", "web2"],
+        capture_output=True,
+        text=True,
+        env=ansible_env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    capsys.readouterr()
+    run_inventory(inventory=sources, limit=None, host="web2", graph=False, group=None)
+    ours = json.loads(capsys.readouterr().out)
+    assert ours == json.loads(proc.stdout) and ours["ansible_user"] == "file_web2"
+
+
+def test_limit_file_selects_what_ansible_selects(tmp_path: Path, ansible_env: dict[str, str]) -> None:
+    limit_file = tmp_path / "retry"
+    limit_file.write_text("web[0]\n\ndb-b\n")
+    sources = _sources("03-ini-ranges")
+    proc = subprocess.run(
+        [str(_tool("ansible")), "all", *_args(sources), "--limit", f"@{limit_file}", "--list-hosts"],
+        capture_output=True,
+        text=True,
+        env=ansible_env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    theirs = {line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()}
+    inventory = load_inventory(sources)
+    assert set(select_hosts(f"@{limit_file}", list(inventory.hosts), inventory.groups)) == theirs == {"web01", "db-b"}

@@ -68,6 +68,13 @@ def _dangling(tmp: Path) -> list[str]:
     return ["-i", str(tmp / "inventory.yml")]
 
 
+def _symlink_loop(tmp: Path) -> list[str]:
+    (tmp / "inv").mkdir()
+    (tmp / "inv" / "hosts.ini").write_text("[web]\nweb1\n")
+    (tmp / "inv" / "again").symlink_to(tmp / "inv")
+    return ["-i", str(tmp / "inv")]
+
+
 def _limit(pattern: str) -> Callable[[Path], list[str]]:
     def make(tmp: Path) -> list[str]:
         return [*_file("inventory.yml", GOOD_YAML)(tmp), "--limit", pattern]
@@ -95,6 +102,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "empty directory": (_empty_dir, "no inventory file"),
     "directory of ignored files only": (_ignored_only_dir, "no inventory file"),
     "named pipe": (_fifo, "not a regular file"),
+    "directory symlink loop": (_symlink_loop, "symlink loop"),
     "dangling symlink": (_dangling, "no such file"),
     "missing -i": (lambda tmp: ["-i", str(tmp / "nope.yml")], "no such inventory"),
     "INI bad section": (_file("hosts.ini", "[web\nh1\n"), "unbalanced bracket"),

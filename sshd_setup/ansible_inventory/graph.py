@@ -39,6 +39,7 @@ class InventoryGraph:
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
         self.hosts: dict[str, Host] = {}
+        self._depths: dict[str, int] | None = None  # computed once the graph is complete
         self.add_group("all", "(implicit)")
         self.add_group("ungrouped", "(implicit)")
         self.add_child("all", "ungrouped", "(implicit)")
@@ -70,6 +71,7 @@ class InventoryGraph:
         if child == parent or child in self.ancestors(parent):
             raise InputError(where, f"group {child!r} as a child of {parent!r} makes a loop")
         if child not in group.children:
+            self._depths = None
             group.children.append(child)
             self.groups[child].parents.append(parent)
 
@@ -130,7 +132,9 @@ class InventoryGraph:
 
     def sorted_groups(self, names: list[str]) -> list[str]:
         """Ansible's merge order: by depth, then ansible_group_priority, then name."""
-        depth = self.depths()
+        if self._depths is None:
+            self._depths = self.depths()
+        depth = self._depths
         return sorted(names, key=lambda g: (depth.get(g, 0), self.groups[g].priority, g))
 
     def group_hosts(self, name: str) -> list[str]:

@@ -29,7 +29,6 @@ def run_script(path: Path, *args: str) -> Any:
             stdin=subprocess.DEVNULL,
             timeout=TIMEOUT_SECONDS,
             check=False,
-            cwd=path.parent,
         )
     except OSError as exc:
         if exc.errno == errno.ENOEXEC:

@@ -26,12 +26,15 @@ _IGNORED = re.compile(
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 
-def inventory_files(source: Path) -> list[Path]:
+def inventory_files(source: Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
     """The files one `-i` stands for, in the order Ansible parses them."""
     if not source.exists() and not source.is_symlink():
         raise InputError(str(source), "no such inventory file or directory")
     if not source.is_dir():
         return [source]
+    real = source.resolve()
+    if real in _seen:
+        raise InputError(str(source), "the inventory directory contains itself (a symlink loop)")
     try:
         entries = sorted(os.listdir(source))
     except OSError as exc:
@@ -40,7 +43,7 @@ def inventory_files(source: Path) -> list[Path]:
     for entry in entries:
         if not _IGNORED.search(entry):
             path = source / entry
-            files.extend(inventory_files(path) if path.is_dir() else [path])
+            files.extend(inventory_files(path, _seen | {real}) if path.is_dir() else [path])
     return files
 
 
