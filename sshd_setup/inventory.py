@@ -24,6 +24,7 @@ from sshd_setup.ansible_inventory.sources import (
     unused_vars_names,
     vars_basedir,
     vars_files,
+    vars_names,
 )
 from sshd_setup.ansible_inventory.textfiles import parse_yaml
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
@@ -87,12 +88,17 @@ class _VarsFiles:
         self.basedirs = list(dict.fromkeys(vars_basedir(s) for s in sources))
         self._cache: dict[Path, dict[str, Any]] = {}
         self._found: dict[tuple[Path, str, str], list[Path]] = {}
+        self._present: dict[tuple[Path, str], set[str]] = {}
 
     def layers(self, kind: str, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
         """Per source (in -i order), per name: every file, as Ansible's host_group_vars plugin merges them."""
         found: list[tuple[str, dict[str, Any]]] = []
         for basedir in self.basedirs:
             for name in names:
+                if (basedir, kind) not in self._present:
+                    self._present[basedir, kind] = vars_names(basedir, kind)
+                if name not in self._present[basedir, kind]:
+                    continue
                 if (basedir, kind, name) not in self._found:
                     self._found[basedir, kind, name] = vars_files(basedir, kind, name)
                 for file in self._found[basedir, kind, name]:
@@ -121,6 +127,8 @@ def _host_layers(graph: InventoryGraph, files: _VarsFiles, host: str) -> list[tu
 def _relocated(exc: InputError, prefix: str, origins: dict[str, str]) -> InputError:
     """Name the file and key a bad connection variable really came from (a group_vars file, say)."""
     key = exc.where.removeprefix(prefix)
+    if key == "ansible_ssh_private_key_file" and key not in origins:
+        key = "ansible_private_key_file"
     if exc.where.startswith(prefix) and key in origins:
         return InputError(origins[key], exc.problem)
     return exc

@@ -101,10 +101,10 @@ def _matches(pattern: str, hosts: list[str], groups: Mapping[str, Collection[str
             raise InputError("--limit", f"bad regular expression {pattern[1:]!r}: {exc}") from None
     else:
         regex = re.compile(fnmatch.translate(pattern))
-    found: list[str] = []
+    found: dict[str, None] = {}  # ordered, without duplicates
     matching_groups = [name for name in groups if name == pattern or regex.match(name)]
     for name in matching_groups:
-        found.extend(h for h in _ordered(groups[name], hosts) if h not in found)
+        found.update(dict.fromkeys(_ordered(groups[name], hosts)))
     if not matching_groups or pattern.startswith("~") or any(c in pattern for c in ".?*["):
-        found.extend(h for h in hosts if (h == pattern or regex.match(h)) and h not in found)
-    return found
+        found.update(dict.fromkeys(h for h in hosts if h == pattern or regex.match(h)))
+    return list(found)

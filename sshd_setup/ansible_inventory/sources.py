@@ -128,6 +128,24 @@ def load_vars_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def vars_names(basedir: Path, kind: str) -> set[str]:
+    """The names group_vars/ (or host_vars/) has an entry for: `web` for web, web.yml, web.json or web/."""
+    directory = basedir / kind
+    if not directory.is_dir():
+        return set()
+    try:
+        entries = os.listdir(directory)
+    except OSError as exc:
+        raise InputError(str(directory), f"cannot list: {exc.strerror or exc}") from None
+    return {_stem(entry) for entry in entries if not (entry.startswith(".") or entry.endswith("~"))}
+
+
+def _stem(entry: str) -> str:
+    for extension in VARS_EXTENSIONS[1:]:
+        entry = entry.removesuffix(extension)
+    return entry
+
+
 def unused_vars_names(basedir: Path, kind: str, known: set[str]) -> list[Path]:
     """group_vars/host_vars entries that name no group/host of the inventory (a typo, most often)."""
     directory = basedir / kind
@@ -135,11 +153,6 @@ def unused_vars_names(basedir: Path, kind: str, known: set[str]) -> list[Path]:
         return []
     unused: list[Path] = []
     for entry in sorted(os.listdir(directory)):
-        if entry.startswith(".") or entry.endswith("~"):
-            continue
-        stem = entry
-        for extension in VARS_EXTENSIONS[1:]:
-            stem = stem.removesuffix(extension)
-        if stem not in known:
+        if not (entry.startswith(".") or entry.endswith("~")) and _stem(entry) not in known:
             unused.append(directory / entry)
     return unused
