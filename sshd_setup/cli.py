@@ -64,7 +64,9 @@ def lint(
     raise typer.Exit(run_lint(path=path, root=root, json_output=json_output, inventory=inventory, host=host))
 
 
-LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y.")
+LimitOption = typer.Option(
+    None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y, ~regex, web[0:2], @file."
+)
 ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
@@ -193,9 +195,12 @@ def inventory_command(
 ) -> None:
     """Show the inventory exactly as apply reads it (ansible-inventory's JSON shape; `sshd_setup` merged as we do)."""
     from sshd_setup.commands.inventory import run_inventory
+    from sshd_setup.errors import InputError
 
     if sum((list_, host is not None, graph)) > 1:
-        raise typer.BadParameter("give one of --list, --host NAME, --graph")
+        raise InputError("--list/--host/--graph", "give only one of them")
+    if group is not None and not graph:
+        raise InputError(group, "a group argument goes with --graph only")
     raise typer.Exit(run_inventory(inventory=inventory, limit=limit, host=host, graph=graph, group=group))
 
 
