@@ -108,7 +108,8 @@ def _host_line(line: str, group: str, where: str, source: str, graph: InventoryG
     for token in tokens[1:]:
         key, sep, value = token.partition("=")
         if not sep or not key:
-            raise InputError(where, f"expected key=value after the host name, got {token!r}")
+            hint = " (quote a value that holds spaces: key='a b')" if len(tokens) > 2 else ""
+            raise InputError(where, f"expected key=value after the host name, got {token!r}{hint}")
         assignments[key] = literal(value)
     for name in names:
         host = graph.add_host(name, group, where, source)
