@@ -19,8 +19,10 @@ from sshd_setup.ansible_inventory.graph import InventoryGraph
 from sshd_setup.ansible_inventory.patterns import select_hosts
 from sshd_setup.ansible_inventory.sources import (
     inventory_files,
+    is_host_list,
     load_vars_file,
     parse_file,
+    parse_host_list,
     unused_vars_names,
     vars_basedir,
     vars_files,
@@ -85,7 +87,7 @@ class _VarsFiles:
     """group_vars/ and host_vars/ next to each source, each file read once."""
 
     def __init__(self, sources: list[Path]) -> None:
-        self.basedirs = list(dict.fromkeys(vars_basedir(s) for s in sources))
+        self.basedirs = list(dict.fromkeys(vars_basedir(s) for s in sources if not is_host_list(s)))
         self._cache: dict[Path, dict[str, Any]] = {}
         self._found: dict[tuple[Path, str, str], list[Path]] = {}
         self._present: dict[tuple[Path, str], set[str]] = {}
@@ -137,6 +139,9 @@ def _relocated(exc: InputError, prefix: str, origins: dict[str, str]) -> InputEr
 def read_graph(sources: list[Path]) -> InventoryGraph:
     graph = InventoryGraph()
     for source in sources:
+        if is_host_list(source):
+            parse_host_list(source, graph)
+            continue
         files = inventory_files(source)
         if not files:
             raise InputError(str(source), "the inventory directory has no inventory file")

@@ -67,7 +67,7 @@ def _sources(case: str, ansible: bool = False) -> list[Path]:
     base = CORPUS / case
     names = ANSIBLE_SOURCES.get(case) if ansible else None
     names = names or (base / "sources.txt").read_text().split()
-    return [CA_SOURCE, *(base / name for name in names)]
+    return [CA_SOURCE, *(Path(name) if "," in name else base / name for name in names)]  # a,b: a host list
 
 
 def _args(sources: list[Path]) -> list[str]:

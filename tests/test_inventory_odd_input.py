@@ -104,6 +104,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "named pipe": (_fifo, "not a regular file"),
     "directory symlink loop": (_symlink_loop, "symlink loop"),
     "dangling symlink": (_dangling, "no such file"),
+    "host list with a bad name": (lambda tmp: ["-i", "web1,we$b,"], "host name"),
+    "host list with a bad port": (lambda tmp: ["-i", "web1:0,"], "outside 1-65535"),
     "missing -i": (lambda tmp: ["-i", str(tmp / "nope.yml")], "no such inventory"),
     "INI bad section": (_file("hosts.ini", "[web\nh1\n"), "unbalanced bracket"),
     "INI unknown section type": (_file("hosts.ini", "[web:hosts2]\nh1\n"), "unknown type"),

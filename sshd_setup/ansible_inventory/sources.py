@@ -14,6 +14,7 @@ from typing import Any
 
 from sshd_setup.ansible_inventory.graph import InventoryGraph
 from sshd_setup.ansible_inventory.ini import parse_ini
+from sshd_setup.ansible_inventory.ranges import split_port
 from sshd_setup.ansible_inventory.script import NotAScript, looks_like_listing, parse_json, parse_listing, run_script
 from sshd_setup.ansible_inventory.textfiles import is_executable, load_yaml, parse_yaml, read_text
 from sshd_setup.ansible_inventory.yamlformat import parse_yaml_inventory
@@ -24,6 +25,21 @@ _IGNORED = re.compile(
     r"^\.|^host_vars$|^group_vars$|^vars_plugins$|" + "|".join(re.escape(e) + "$" for e in IGNORED_EXTENSIONS)
 )
 VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+
+
+def is_host_list(source: Path) -> bool:
+    """`-i web1,web2:2222,`: Ansible's host_list source (hosts of `ungrouped`), when no such path exists."""
+    return "," in str(source) and not source.exists()
+
+
+def parse_host_list(source: Path, graph: InventoryGraph) -> None:
+    where = f"-i {source}"
+    for item in str(source).split(","):
+        if item.strip():
+            name, port = split_port(item.strip(), where)
+            host = graph.add_host(name, "ungrouped", where, where)  # inventory_dir: the current directory
+            if port is not None:
+                host.vars["ansible_port"] = (port, where)
 
 
 def inventory_files(source: Path, _seen: frozenset[Path] = frozenset()) -> list[Path]:
