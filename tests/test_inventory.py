@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -273,3 +274,9 @@ def test_several_sources_merge_in_order_and_a_directory_reads_its_files(tmp_path
     assert inv.groups["web"] == ["web1", "web2", "web3", "web4"]
     assert inv.hosts["web1"].port == 2300 and inv.hosts["web3"].user == "fromdir"
     assert inv.hosts["web3"].desired.allow_all  # the first source's group vars apply to the second's hosts
+
+
+def test_script_listing_accepts_a_list_as_a_groups_hosts(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"db": ["db1"], "all": {"vars": {"sshd_setup": {"ca_keys": [CA_KEY]}}}}))
+    assert load_inventory(path).groups["db"] == ["db1"]
