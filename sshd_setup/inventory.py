@@ -136,6 +136,13 @@ def _relocated(exc: InputError, prefix: str, origins: dict[str, str]) -> InputEr
     return exc
 
 
+def _refuse_templates(merged_vars: dict[str, Any], origins: dict[str, str]) -> None:
+    """Ansible would render `{{ ... }}` in a connection variable; we do not, so we must not use it as text."""
+    for key, value in merged_vars.items():
+        if key.startswith("ansible_") and isinstance(value, str) and ("{{" in value or "{%" in value):
+            raise InputError(origins[key], f"Jinja templates are not evaluated by sshd-setup: give {key} its value")
+
+
 def read_graph(sources: list[Path]) -> InventoryGraph:
     graph = InventoryGraph()
     for source in sources:
@@ -171,6 +178,7 @@ def load_inventory(sources: Path | Sequence[Path]) -> Inventory:
                 _merge_settings(settings, _settings_value(value, where), where)
             else:
                 merged_vars[key], origins[key] = value, where
+        _refuse_templates(merged_vars, origins)
         inventory.vars[host] = merged_vars
         source = Path(graph.hosts[host].source)
         member_of = sorted(set(graph.groups_of(host)) - {"all"})

@@ -263,3 +263,14 @@ def test_limit_file_selects_what_ansible_selects(tmp_path: Path, ansible_env: di
     theirs = {line.strip() for line in proc.stdout.splitlines()[1:] if line.strip()}
     inventory = load_inventory(sources)
     assert set(select_hosts(f"@{limit_file}", list(inventory.hosts), inventory.groups)) == theirs == {"web01", "db-b"}
+
+
+def test_difference_templated_connection_vars_are_refused_not_used_as_text(
+    tmp_path: Path, ansible_env: dict[str, str]
+) -> None:
+    path = tmp_path / "hosts.ini"
+    path.write_text("[web]\nweb1 ansible_host='{{ inventory_hostname }}.example.com'\n")
+    theirs = ansible_list([CA_SOURCE, path], ansible_env)["_meta"]["hostvars"]["web1"]
+    assert theirs["ansible_host"] == "{{ inventory_hostname }}.example.com"  # Ansible renders it later
+    with pytest.raises(InputError, match=r"hosts.ini:2: ansible_host: Jinja templates are not evaluated"):
+        load_inventory([CA_SOURCE, path])
