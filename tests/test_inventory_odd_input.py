@@ -68,6 +68,13 @@ def _dangling(tmp: Path) -> list[str]:
     return ["-i", str(tmp / "inventory.yml")]
 
 
+def _vars_fifo(tmp: Path) -> list[str]:
+    """A named pipe where group_vars/web.yml belongs would block a reader forever."""
+    args = _with_vars("group_vars/all.yml", "x: 1\n")(tmp)
+    os.mkfifo(tmp / "group_vars" / "web.yml")
+    return args
+
+
 def _symlink_loop(tmp: Path) -> list[str]:
     (tmp / "inv").mkdir()
     (tmp / "inv" / "hosts.ini").write_text("[web]\nweb1\n")
@@ -103,6 +110,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "directory of ignored files only": (_ignored_only_dir, "no inventory file"),
     "named pipe": (_fifo, "not a regular file"),
     "directory symlink loop": (_symlink_loop, "symlink loop"),
+    "named pipe in group_vars": (_vars_fifo, "web.yml: not a regular file"),
     "dangling symlink": (_dangling, "no such file"),
     "host list with a bad name": (lambda tmp: ["-i", "web1,we$b,"], "host name"),
     "host list with a bad port": (lambda tmp: ["-i", "web1:0,"], "outside 1-65535"),
