@@ -16,23 +16,26 @@ MAX_BYTES = 16 * 1024 * 1024
 
 
 def read_text(path: Path) -> str:
+    """Opened without blocking (a named pipe must not hang us), checked on the open file, read bounded."""
+    limit = f"larger than {MAX_BYTES // (1024 * 1024)} MiB"
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise InputError(str(path), "no such file") from None
     except OSError as exc:
         raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(str(path), "not a regular file")
-    if info.st_size > MAX_BYTES:
-        raise InputError(str(path), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    try:
-        with path.open("rb") as handle:
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(str(path), "not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise InputError(str(path), limit)
+        try:
             data = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise InputError(str(path), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
+        raise InputError(str(path), limit)
     return decode(data, str(path))
 
 
