@@ -26,7 +26,13 @@ app.add_typer(logs_app, name="logs")
 app.add_typer(gateway_app, name="gateway")
 logs_app.add_typer(key_app, name="key")
 
-InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI).")
+InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible inventory: a file or a directory.")
+InventoriesOption = typer.Option(
+    ...,
+    "--inventory",
+    "-i",
+    help="Ansible inventory: a file (YAML, INI, JSON, executable script) or a directory; repeat to merge, in order.",
+)
 
 
 @app.command()
@@ -61,7 +67,9 @@ def lint(
     raise typer.Exit(run_lint(path=path, root=root, json_output=json_output, inventory=inventory, host=host))
 
 
-LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y.")
+LimitOption = typer.Option(
+    None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y, ~regex, web[0:2], @file."
+)
 ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
@@ -77,7 +85,7 @@ HostKeyOption = typer.Option(
 
 @app.command()
 def apply(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     dry_run: bool = typer.Option(False, "--dry-run", "--check-mode", help="Show findings and diffs; change nothing."),
     forks: int = ForksOption,
@@ -108,7 +116,7 @@ def apply(
 
 @app.command()
 def check(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code."),
@@ -136,7 +144,7 @@ def check(
 
 @app.command()
 def rollback(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
     forks: int = ForksOption,
@@ -167,7 +175,7 @@ def rollback(
 
 @app.command()
 def verify(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
@@ -177,6 +185,26 @@ def verify(
     from sshd_setup.commands.verify import run_verify
 
     raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+
+
+@app.command("inventory")
+def inventory_command(
+    inventory: list[Path] = InventoriesOption,
+    list_: bool = typer.Option(False, "--list", help="All groups and hosts as ansible-inventory --list (default)."),
+    host: str | None = typer.Option(None, "--host", help="One host's variables, as ansible-inventory --host."),
+    graph: bool = typer.Option(False, "--graph", help="The group tree, as ansible-inventory --graph."),
+    group: str | None = typer.Argument(None, help="With --graph: the group to start at (default all)."),
+    limit: str | None = LimitOption,
+) -> None:
+    """Show the inventory exactly as apply reads it (ansible-inventory's JSON shape; `sshd_setup` merged as we do)."""
+    from sshd_setup.commands.inventory import run_inventory
+    from sshd_setup.errors import InputError
+
+    if sum((list_, host is not None, graph)) > 1:
+        raise InputError("--list/--host/--graph", "give only one of them")
+    if group is not None and not graph:
+        raise InputError(group, "a group argument goes with --graph only")
+    raise typer.Exit(run_inventory(inventory=inventory, limit=limit, host=host, graph=graph, group=group))
 
 
 def main() -> None:

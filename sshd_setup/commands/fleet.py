@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def _collect_with_progress(futures: dict[Future[HostResult], HostEntry], results
 
 def run_fleet(
     *,
-    inventory: Path,
+    inventory: Path | Sequence[Path],
     limit: str | None,
     mode: str,
     forks: int,

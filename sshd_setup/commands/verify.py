@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,9 @@ def _require_pytest() -> None:
         ) from None
 
 
-def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_checking: bool | None) -> list[str]:
+def pytest_args(
+    inventory: Path | Sequence[Path], limit: str | None, allow: list[str], host_key_checking: bool | None
+) -> list[str]:
     args = [
         str(SUITE_DIR),
         "-c",
@@ -156,9 +159,9 @@ def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_c
         "no:xdist",
         "-p",
         "no:randomly",
-        "--sshd-setup-inventory",
-        str(inventory.resolve()),
     ]
+    for source in [inventory] if isinstance(inventory, Path) else inventory:
+        args += ["--sshd-setup-inventory", str(source.resolve())]
     if limit:
         args += ["--sshd-setup-limit", limit]
     for code in allow:
@@ -169,7 +172,7 @@ def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_c
 
 
 def run_verify(
-    inventory: Path,
+    inventory: Path | Sequence[Path],
     limit: str | None,
     as_json: bool,
     *,

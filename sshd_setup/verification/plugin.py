@@ -34,7 +34,13 @@ _TARGETS = pytest.StashKey[dict[str, Any]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sshd-setup", "sshd-setup verification")
-    group.addoption("--sshd-setup-inventory", dest="sshd_setup_inventory", help="sshd-setup inventory to verify")
+    group.addoption(
+        "--sshd-setup-inventory",
+        dest="sshd_setup_inventory",
+        action="append",
+        default=[],
+        help="sshd-setup inventory to verify (repeat to merge, as -i)",
+    )
     group.addoption("--sshd-setup-limit", dest="sshd_setup_limit", help="Ansible host pattern (as --limit)")
     group.addoption(
         "--sshd-setup-allow", dest="sshd_setup_allow", action="append", default=[], help="finding code not to count"
@@ -61,7 +67,7 @@ def selected_hosts(config: pytest.Config) -> list[HostEntry]:
                 "the sshd-setup verification suite needs --sshd-setup-inventory INV (or SSHD_SETUP_INVENTORY)"
             )
         try:
-            inventory = load_inventory(Path(path))
+            inventory = load_inventory([Path(p) for p in ([path] if isinstance(path, str) else path)])
             config.stash[_HOSTS] = inventory.select(_option(config, "sshd_setup_limit", "SSHD_SETUP_LIMIT"))
         except SshdSetupError as exc:
             raise pytest.UsageError(f"sshd-setup inventory: {exc}") from None
