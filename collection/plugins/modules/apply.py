@@ -16,7 +16,7 @@ description:
     changes nothing unless its code is in O(allow); one apply script stages every file, validates the
     assembled tree with C(sshd -t), backs up, renames atomically, reloads and waits for the new sshd.
   - The lockout guard then opens a NEW ssh login (C(ControlMaster=no), C(ControlPath=none), with the host's
-    connection settings: never a channel of a ControlPersist master). If it fails, the backup is restored,
+    connection settings; never a channel of a ControlPersist master). If it fails, the backup is restored,
     sshd reloaded and re-checked, and the host fails with the reason.
   - With no settings given, the host's C(sshd_setup) variable is used; each option given replaces that key.
     Settings are validated exactly as the sshd-setup CLI validates its inventory.
@@ -34,9 +34,9 @@ options:
     type: str
   principals:
     description:
-      - Principal mappings, as in sshd-setup's inventory, e.g. C({user: johndoe, principal: jdoe@example.com}),
+      - "Principal mappings, as in sshd-setup's inventory, e.g. C({user: johndoe, principal: jdoe@example.com}),
         C({user: vmuser, principals: [jdoe, robin], file: /etc/ssh/vmusers-list.txt}),
-        C({user: ops, any_principal: true}).
+        C({user: ops, any_principal: true})."
     type: list
     elements: dict
   allow_all:
@@ -80,7 +80,7 @@ notes:
     and host key checking; connections other than C(ssh) and C(local), and password logins, are refused before
     anything is changed.
 author:
-  - sshd-setup developers
+  - sshd-setup developers (@sshd-setup)
 """
 
 EXAMPLES = r"""

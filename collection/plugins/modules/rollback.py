@@ -37,7 +37,7 @@ attributes:
     support: full
     platforms: posix
 author:
-  - sshd-setup developers
+  - sshd-setup developers (@sshd-setup)
 """
 
 EXAMPLES = r"""
