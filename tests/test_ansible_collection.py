@@ -45,6 +45,7 @@ class World:
         self.inventory = write_inventory(fleet, root / "inventory.yml", settings)
         self.apply = write_playbook(root / "apply.yml")
         self.rollback = write_playbook(root / "rollback.yml", "sshd_setup.gateway.rollback")
+        self.verify = write_playbook(root / "verify.yml", "sshd_setup.gateway.verify")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def host_state(host: Host) -> dict[str, str]:
     return state
 
 
-def test_action_plugin_and_cli_leave_identical_hosts_and_rollback_restores(world: World) -> None:
+def test_action_plugin_and_cli_leave_identical_hosts_verify_and_rollback(world: World) -> None:
     by_ansible, by_cli = world.fleet.host("twin1"), world.fleet.host("twin2")
     original = by_ansible.read_file("/etc/ssh/sshd_config")
 
@@ -165,6 +166,12 @@ def test_action_plugin_and_cli_leave_identical_hosts_and_rollback_restores(world
         {key: f[key] for key in ("path", "reason", "changed")} for f in applied.host("twin2")["files"]
     ]
     assert host_state(by_ansible) == host_state(by_cli)
+
+    verified = world.ansible.playbook(world.verify, world.inventory, "--limit", "twin1")
+
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.host("twin1")["status"] == "passed", verified.host("twin1")
+    assert any(c["check"] == "nothing_to_apply" and c["status"] == "passed" for c in verified.host("twin1")["checks"])
 
     undone = world.ansible.playbook(world.rollback, world.inventory, "--limit", "twin1")
 
