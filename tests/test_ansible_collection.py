@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ansiblerun import AnsibleHome, write_playbook
 from tests.conftest import require_test_hosts
@@ -136,6 +137,25 @@ def test_guard_failure_under_ansible_is_rolled_back(world: World) -> None:
     assert host.run("test -e /etc/ssh/ca.pub", check=False).returncode == 1
     assert host.run("systemctl is-active ssh").stdout.strip() == "active"
     assert host.run("true", multiplex=False).returncode == 0  # a new login works
+
+    # Again as a non-root user with become (sudo), without the hook: Ansible's become carries our scripts.
+    host.run(
+        "useradd -m deploy && install -d -o deploy -m 700 ~deploy/.ssh && install -o deploy -m 600"
+        " /root/.ssh/authorized_keys ~deploy/.ssh/ && echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy"
+    )
+    as_deploy = write_inventory(
+        world.fleet,
+        world.inventory.with_name("become.yml"),
+        yaml.safe_load(world.inventory.read_text())["all"]["vars"]["sshd_setup"],
+        extra_hosts={"guard": {"ansible_host": host.address, "ansible_user": "deploy", "ansible_become": True}},
+    )
+    again = world.ansible.playbook(world.apply, as_deploy, "--limit", "guard")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.host("guard")["status"] == "changed" and "new login verified" in again.host("guard")["reason"]
+    assert host.run("stat -c %U:%a /etc/ssh/ca.pub").stdout.strip() == "root:644"
+    sudo_log = host.run("journalctl --no-pager -t sudo").stdout
+    assert "deploy : PWD=/home/deploy ; USER=root ; COMMAND=/bin/sh -c" in sudo_log and "sh -s" in sudo_log
 
 
 def effective_config(host: Host) -> str:
