@@ -8,6 +8,7 @@ The per-host pipeline itself (facts, plan, findings, apply, lockout guard, rollb
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -146,12 +147,16 @@ class HostRun:
     def result(self, host_result, check_mode=False, diff=False):
         """The pipeline's HostResult in Ansible's terms."""
         status = host_result.status
+        # the CLI's knob is --allow CODE; here it is the task's `allow` list
+        reason = re.sub(
+            r"allow with --allow (\S+) if intended", r"allow with `allow: [\1]` if intended", host_result.reason
+        )
         out = {
             "changed": status in (Status.CHANGED, Status.WOULD_CHANGE),
             "failed": status not in GOOD,
-            "msg": f"{status.value}: {host_result.reason}",
+            "msg": f"{status.value}: {reason}",
             "status": status.value,
-            "reason": host_result.reason,
+            "reason": reason,
             "findings": [f.to_json() for f in host_result.findings],
             "files": [{"path": f.path, "reason": f.reason, "changed": f.changed} for f in host_result.files],
             "backup": host_result.backup,
@@ -170,7 +175,7 @@ class HostRun:
         if diff:
             out["diff"] = [{"prepared": f.diff} for f in host_result.files if f.changed and f.diff]
         if status is Status.UNREACHABLE or (self.connection_failure and self.commands_ok == 0):
-            out["unreachable"] = True
+            out.update(unreachable=True, failed=False, status=Status.UNREACHABLE.value)  # Ansible counts it so
         return out
 
 
