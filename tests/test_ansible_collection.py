@@ -109,6 +109,15 @@ def test_playbook_check_diff_apply_rerun_a_blocked_and_an_unreachable_host(world
     assert "PORT" in port["msg"]
     assert etc_ssh_state(blocked) == before["port"]
 
+    # Arguments: allow accepts the finding, and create_users given here replaces the variable's key.
+    overridden = write_playbook(tmp_path / "allow.yml", args={"allow": ["PORT-NOT-22"], "create_users": False})
+    allowed = ansible.playbook(overridden, world.inventory, "--limit", "port", "--check")
+    result = allowed.host("port")
+    assert result["status"] == "blocked" and "USER-MISSING" in result["reason"], result
+    assert {f["code"] for f in result["findings"] if f["severity"] == "error"} == {"PORT-NOT-22", "USER-MISSING"}
+    assert result["reason"].startswith("USER-MISSING:") and "PORT-NOT-22" not in result["reason"]  # allowed
+    assert "allow: [USER-MISSING]" in result["reason"]
+
     keys = tmp_path / "keys"
     for host in hosts:
         assert_certificate_logins(host, world.ca, keys)
