@@ -163,3 +163,24 @@ def _first_guard_fails(host: ScriptedHost):  # type: ignore[no-untyped-def]
             return None
 
     return lambda: Answer()
+
+
+def test_the_action_plugin_fails_a_bad_setting_with_the_cli_s_message_before_contact(tmp_path: Path) -> None:
+    from tests.ansiblerun import AnsibleHome, write_playbook
+
+    ansible = AnsibleHome(tmp_path / "ansible")
+    ansible.install_collection()
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  vars:\n    ansible_connection: local\n  hosts:\n"
+        f"    bad:\n      sshd_setup: {{ca_keys: ['{CA_KEY}'], backups_keep: 0}}\n"
+        f"    good:\n      sshd_setup: {{ca_keys: ['{CA_KEY}']}}\n"
+    )
+    run = ansible.playbook(write_playbook(tmp_path / "play.yml", args={"create_user": True}), inventory)
+
+    assert run.returncode == 2 and run.recap("bad")["failed"] == run.recap("good")["failed"] == 1, run.stdout
+    assert run.host("bad")["msg"] == "host bad: sshd_setup.backups_keep: backups_keep must be between 1 and 1000"
+    message = run.host("good")["msg"]
+    assert message.startswith("host good: arguments.create_user: unknown key 'create_user'"), message
+    assert "did you mean" in message and "create_users" in message
+    assert "round_trips" not in run.host("good")  # refused before the host was contacted
