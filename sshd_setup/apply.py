@@ -21,7 +21,7 @@ from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
 from sshd_setup.sockets import Dial
-from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Unreachable, connect
+from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Transports, Unreachable, connect
 
 if TYPE_CHECKING:
     from sshd_setup.core.plan import Plan
@@ -37,6 +37,8 @@ class RunOptions:
     reload: bool = True
     allow: frozenset[str] = frozenset()
     connect: ConnectOptions = field(default_factory=ConnectOptions)
+    transports: Transports | None = field(default=None, compare=False, repr=False)
+    """How to reach the host (None: our own SSH connections); e.g. Ansible's connection (sshd_setup/delegated.py)."""
 
 
 def timestamp() -> str:
@@ -128,7 +130,7 @@ def _with_host(
     result = HostResult(entry.name, Status.FAILED, "")
     transport: Transport | None = None
     try:
-        transport = connect(entry, options.connect, dial)
+        transport = _connect(entry, options, dial)
         result.connections = 1
         work(transport, result)
     except Unreachable as exc:
@@ -144,6 +146,15 @@ def _with_host(
             transport.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _connect(entry: HostEntry, options: RunOptions, dial: Dial | None = None, *, new_login: bool = False) -> Transport:
+    """The host's connection, or (new_login) a NEW login for the lockout guard, never a channel of an old one."""
+    if options.transports is None:
+        return connect(entry, options.connect, dial)
+    if new_login:
+        return options.transports.new_login(entry, options.connect)
+    return options.transports.session(entry, options.connect)
 
 
 def run_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None) -> HostResult:
@@ -249,7 +260,7 @@ def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
     problem = "not tried"
     while time.monotonic() < deadline:
         try:
-            fresh = connect(entry, options.connect)
+            fresh = _connect(entry, options, new_login=True)
         except Unreachable as exc:  # sshd refuses connections for a few ms around a reload
             problem = str(exc)
             time.sleep(0.05)

@@ -87,6 +87,18 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class Transports(Protocol):
+    """Where a host's connections come from when they are not ours (e.g. Ansible's: sshd_setup/delegated.py)."""
+
+    def session(self, entry: HostEntry, options: ConnectOptions) -> Transport:
+        """The connection facts, apply and restore scripts go through."""
+        ...
+
+    def new_login(self, entry: HostEntry, options: ConnectOptions) -> Transport:
+        """A NEW login with the same credentials (the lockout guard): never a channel of an existing connection."""
+        ...
+
+
 def _shell_command(become: bool, password: str | None, user: str | None) -> tuple[str, str]:
     """The remote command line and the prefix of its stdin (a sudo password, if any)."""
     if not become or user == "root":
