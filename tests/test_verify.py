@@ -266,7 +266,7 @@ def test_verify_passes_on_freshly_applied_hosts(fresh_hosts, tmp_path: Path) -> 
     before = sshd_setup("verify", "-i", inventory, "--json")
     assert before.returncode == 1  # nothing applied yet: verify must not pass an unconfigured host
     assert all(h["status"] == "failed" for h in before.json["hosts"]), before.stdout
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -300,7 +300,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     ca, second = make_ca(tmp_path / "a"), make_ca(tmp_path / "b", "second-ca")
     intruder = make_user_key(tmp_path / "c", "intruder-ca")
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key, second.public_key))
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     second_fp = parse_public_key(second.public_key).fingerprint
     intruder_line = Path(f"{intruder}.pub").read_text().strip()
@@ -379,7 +379,7 @@ def test_socket_activated_host_is_checked_through_its_socket(fresh_hosts, tmp_pa
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key))
     # Written and validated, not reloaded: the next sshd started through the socket reads the new files.
-    applied = sshd_setup("apply", "-i", inventory, "--no-reload")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--no-reload")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -430,7 +430,7 @@ def test_allow_all_host_and_allowed_finding_codes(fresh_hosts, tmp_path: Path) -
         {"ca_keys": [ca.public_key]},
         host_settings={"all1": {"allow_all": True}, "port1": {"principals": MAPPINGS[:1], "create_users": True}},
     )
-    applied = sshd_setup("apply", "-i", inventory, "--allow", "PORT-NOT-22")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--allow", "PORT-NOT-22")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     strict = sshd_setup("verify", "-i", inventory, "--json")
