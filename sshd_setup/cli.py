@@ -218,18 +218,29 @@ def rollback(
     )
 
 
-@app.command(epilog="Example: sshd-setup verify -i inventory.yml -l webservers --json")
+@app.command(epilog="Example: sshd-setup verify -i inventory.yml --forks 20 --json")
 def verify(
     inventory: Path = InventoryOption,
     limit: str | None = LimitOption,
+    forks: int = ForksOption,
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
+    ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
 
-    raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+    code = run_verify(
+        inventory,
+        limit,
+        as_json,
+        allow=allow,
+        host_key_checking=host_key_checking,
+        forks=forks,
+        ask_become_pass=ask_become_pass,
+    )
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ STATUS_STYLE = {
     Status.UNREACHABLE: "magenta",
     Status.NOT_STARTED: "yellow",
 }
-_STATUS_ORDER = list(STATUS_STYLE)
 
 
 @dataclass(frozen=True)
@@ -205,39 +204,36 @@ def _diff_style(text: str) -> str:
 
 
 def summary_lines(results: Sequence[HostResult], view: View) -> list[Line]:
-    run = f" · run {view.run_id}" if view.run_id else ""
-    noun = "host" if len(results) == 1 else "hosts"
-    lines: list[Line] = [(Span(f"{view.title}: {len(results)} {noun} in {view.elapsed:.1f} s{run}", "bold"),)]
-    by_status: dict[Status, dict[str, list[str]]] = {}
-    for result in results:
-        reason = result.reason.splitlines()[0] if result.reason else ""
-        by_status.setdefault(result.status, {}).setdefault(reason, []).append(result.host)
-    width = max((len(status.value) for status in by_status), default=0)
-    for status in sorted(by_status, key=_STATUS_ORDER.index):
+    rows = [(r.host, r.status.value, r.reason) for r in results]
+    styles = {status.value: style for status, style in STATUS_STYLE.items()}
+    return grouped_summary(rows, styles, view.title, view.elapsed, view.run_id)
+
+
+def grouped_summary(
+    rows: Sequence[tuple[str, str, str]], styles: dict[str, str], title: str, elapsed: float, run_id: str | None = None
+) -> list[Line]:
+    """(host, status, reason) rows as one line per status and reason, statuses in the order of `styles`."""
+    run = f" · run {run_id}" if run_id else ""
+    noun = "host" if len(rows) == 1 else "hosts"
+    lines: list[Line] = [(Span(f"{title}: {len(rows)} {noun} in {elapsed:.1f} s{run}", "bold"),)]
+    by_status: dict[str, dict[str, list[str]]] = {}
+    for host, status, reason in rows:
+        first = reason.splitlines()[0] if reason else ""
+        by_status.setdefault(status, {}).setdefault(first, []).append(host)
+    order = list(styles)
+    statuses = sorted(by_status, key=lambda s: order.index(s) if s in order else len(order))
+    width = max((len(status) for status in by_status), default=0)
+    for status in statuses:
         reasons = sorted(by_status[status].items(), key=lambda item: -len(item[1]))
-        style = STATUS_STYLE[status]
-        for reason, hosts in reasons[:MAX_REASONS_PER_STATUS]:
-            said = f": {reason}" if reason else ""
-            lines.append(
-                (
-                    Span(f"  {status.value:<{width}} {len(hosts):>5}  ", style),
-                    Span(compress_hosts(hosts), "bold"),
-                    Span(said),
-                )
-            )
+        style = styles.get(status, "")
+        shown = [(hosts, f": {reason}" if reason else "") for reason, hosts in reasons[:MAX_REASONS_PER_STATUS]]
         if len(reasons) > MAX_REASONS_PER_STATUS:
             rest = reasons[MAX_REASONS_PER_STATUS:]
-            count = sum(len(hosts) for _, hosts in rest)
-            names = compress_hosts([h for _, hosts in rest for h in hosts])
-            lines.append(
-                (
-                    Span(f"  {status.value:<{width}} {count:>5}  ", style),
-                    Span(names, "bold"),
-                    Span(f": {len(rest)} other reasons (see --json)"),
-                )
-            )
-    ordered = sorted(by_status, key=_STATUS_ORDER.index)
-    counts = ", ".join(f"{sum(len(h) for h in by_status[s].values())} {s.value}" for s in ordered)
+            shown.append(([h for _, hosts in rest for h in hosts], f": {len(rest)} other reasons (see --json)"))
+        for hosts, said in shown:
+            count = Span(f"  {status:<{width}} {len(hosts):>5}  ", style)
+            lines.append((count, Span(compress_hosts(hosts), "bold"), Span(said)))
+    counts = ", ".join(f"{sum(len(h) for h in by_status[s].values())} {s}" for s in statuses)
     lines.append((Span(counts),))
     return lines
 

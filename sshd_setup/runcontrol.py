@@ -46,8 +46,9 @@ def parse_amount(option: str, text: str | None, minimum: int) -> Amount | None:
     percent = raw.endswith("%")
     digits = raw.removesuffix("%")
     if not digits.isdigit() or int(digits) < minimum or (percent and int(digits) > 100):
-        bound = f"{minimum}..100%" if minimum else "0..100%"
-        raise InputError(option, f"{text!r} is not a number of hosts (N, at least {minimum}) or a percentage ({bound})")
+        raise InputError(
+            option, f"{text!r} is not a number of hosts (at least {minimum}) or a percentage ({minimum}..100%)"
+        )
     return Amount(int(digits), percent)
 
 
@@ -67,8 +68,14 @@ def over_budget(failed: int, done: int, max_fail: Amount | None) -> bool:
 class Interrupt:
     """SIGINT while hosts are in flight: the first press stops starting hosts, later ones say why we wait."""
 
-    def __init__(self) -> None:
+    def __init__(self, why: str = "") -> None:
+        self.why = why or (
+            "a host stopped between its write and its verified reload could be left changed but unverified "
+            "(or locked out), so each one runs its lockout guard or its rollback to the end"
+        )
         self.presses = 0
+        self.on_press: Callable[[], None] | None = None
+        """Called by the signal handler, for a main thread that cannot poll (e.g. busy in pytest.main)."""
         self._told = 0
         self._previous: Any = None
 
@@ -78,6 +85,8 @@ class Interrupt:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.presses += 1
+        if self.on_press is not None:
+            self.on_press()
 
     @contextmanager
     def installed(self) -> Iterator[Interrupt]:
@@ -90,19 +99,30 @@ class Interrupt:
         finally:
             signal.signal(signal.SIGINT, self._previous)
 
-    def notice(self, in_flight: int) -> str | None:
-        """What to say about presses not yet answered (None: nothing new)."""
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Ctrl-C raises KeyboardInterrupt again meanwhile (e.g. at a question: nothing is in flight)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        ours = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, ours)
+
+    def notice(self, in_flight: int | None) -> str | None:
+        """What to say about presses not yet answered (None: nothing new); in_flight None: not known."""
         if self.presses == self._told:
             return None
         first = self._told == 0
         self._told = self.presses
-        hosts = f"{in_flight} host{'s' if in_flight != 1 else ''}"
+        hosts = "hosts" if in_flight is None else f"{in_flight} host{'s' if in_flight != 1 else ''}"
+        if in_flight == 0:
+            return "interrupted: starting no more hosts" if first else None
         if first:
             return f"interrupted: starting no more hosts; finishing the {hosts} in flight, then the summary"
-        return (
-            f"still finishing {hosts}: a host stopped between its write and its verified reload could be left "
-            "changed but unverified (or locked out), so each one runs its lockout guard or its rollback to the end"
-        )
+        return f"still finishing {hosts}: {self.why}"
 
 
 class Live(Generic[T]):

@@ -263,16 +263,20 @@ def test_verify_passes_on_freshly_applied_hosts(fresh_hosts, tmp_path: Path) -> 
     fleet = fresh_hosts([HostSpec("ok1"), HostSpec("ok2", flavour="rhel"), HostSpec("ok3", suite="trixie")])
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key))
-    before = sshd_setup("verify", "-i", inventory, "--json")
+    before = sshd_setup("verify", "-i", inventory, "--json", "--forks", "1")  # in this process, no xdist
     assert before.returncode == 1  # nothing applied yet: verify must not pass an unconfigured host
     assert all(h["status"] == "failed" for h in before.json["hosts"]), before.stdout
     applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
-    run = sshd_setup("verify", "-i", inventory, "--json")
+    run = sshd_setup("verify", "-i", inventory, "--json")  # default --forks: pytest-xdist workers
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.json["summary"]["passed"] == 3 and run.json["exit_code"] == 0
+    serial = sshd_setup("verify", "-i", inventory, "--json", "--forks", "1")
+    assert [(h["host"], h["status"], sorted(h["failed"])) for h in serial.json["hosts"]] == [
+        (h["host"], h["status"], sorted(h["failed"])) for h in run.json["hosts"]
+    ]
     for host in fleet.hosts:
         result = run.host(host.name)
         assert result["status"] == "passed", result

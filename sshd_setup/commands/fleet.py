@@ -239,13 +239,16 @@ def _plan_confirm_apply(
     print_lines(render(plan, view), stderr=control.as_json)
     if not pending:
         return _report(results("declined"), "apply", control, time.monotonic() - started, findings=False)
+    asked = time.monotonic()
     try:
-        confirmed = _ask(f"Apply to {len(pending)} host{'s' if len(pending) != 1 else ''}?")
+        with interrupt.suspended():
+            confirmed = _ask(f"Apply to {len(pending)} host{'s' if len(pending) != 1 else ''}?")
     except KeyboardInterrupt:
         print(file=sys.stderr)
-        return _report(results("interrupt"), "apply", control, time.monotonic() - started, interrupted=True)
+        return _report(results("interrupt"), "apply", control, asked - started, interrupted=True)
     if not confirmed:
-        return _report(results("declined"), "apply", control, time.monotonic() - started, declined=True)
+        return _report(results("declined"), "apply", control, asked - started, declined=True)
+    started += time.monotonic() - asked  # the elapsed time is the hosts' work, not the operator's reading
     with _live("apply", len(hosts), _held_name, control) as live:
         applied = run_hosts(
             [held[h.name] for h in hosts],

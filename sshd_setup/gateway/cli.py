@@ -29,7 +29,9 @@ def _err(text: str) -> None:
     typer.echo(f"sshd-setup: {text}", err=True)
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup ca fetch --account-id 0123456789abcdef0123456789abcdef --token-file token -o ca.pub"
+)
 def fetch(
     account_id: str = typer.Option(..., "--account-id", help="Cloudflare account ID (32 hex digits)."),
     output: Path | None = typer.Option(
