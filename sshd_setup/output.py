@@ -18,6 +18,7 @@ def print_warnings(warnings: Iterable[str]) -> None:
     from rich.markup import escape
 
     console = Console(stderr=True, highlight=False)
+    console.soft_wrap = not console.is_terminal  # a log file gets whole lines
     for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 

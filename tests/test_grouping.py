@@ -114,3 +114,15 @@ def test_host_lists_compress_runs_and_keep_other_names() -> None:
     assert compress_hosts(["a9", "a010"]) == "a9, a010"
     many = compress_hosts([f"h{n}" for n in range(0, 100, 2)], limit=3)
     assert many == "h0, h2, h4 … +47 more"
+
+
+def test_output_that_is_not_a_terminal_is_never_wrapped() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from sshd_setup.grouping import Span; from sshd_setup.output import print_lines; "
+        "print_lines([(Span('a sentence that goes on ' * 20, 'bold'), Span(' and ends here'))])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout.count("\n") == 1 and run.stdout.rstrip().endswith("goes on  and ends here"), run.stdout
