@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sshd_setup.apply import RunOptions, hold_host
 from sshd_setup.grouping import compress_hosts
+from sshd_setup.inventory import load_inventory
+from sshd_setup.report import Status
+from sshd_setup.transport import ConnectOptions
 from tests.fleetrun import etc_ssh_state, sshd_setup, write_inventory
 from tests.testhosts import Fleet, Host, HostSpec
 from tests.testhosts.certs import make_ca, make_user_key, try_login
@@ -89,6 +93,17 @@ def test_ctrl_c_finishes_the_host_in_flight_and_starts_no_other(fresh_hosts, tmp
     named = " ".join(not_started)
     assert compress_hosts([h for h in untouched if h != "sig2"]).split(", ")[-1] in named, out
     assert "not started: interrupted (Ctrl-C)" in named
+
+    # A planned host whose connection was not kept (past KEEP_OPEN) reconnects and applies its plan.
+    last = fleet.host(untouched[-1])
+    entry = load_inventory(inventory).hosts[last.name]
+    cursor = last.journal_cursor()
+    held = hold_host(entry, RunOptions(connect=ConnectOptions(host_key_checking=True)), keep_open=False)
+    assert held.pending and held.transport is None and held.result.status is Status.WOULD_CHANGE
+    result = held.apply()
+    assert result.status is Status.CHANGED and "new login verified" in result.reason, result
+    assert result.connections == 3 and _changed_and_verified(last, ca, tmp_path / "keys")
+    assert last.journal_since(cursor).count("Accepted publickey for root") == 3  # plan, apply, guard
 
 
 def _in_pty(argv: list[str], answer: str, timeout: float = 180) -> tuple[int, str]:
