@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.finding import Severity
 from sshd_setup.report import HostResult, Status
 
 MAX_HOST_ITEMS = 8
@@ -119,24 +119,24 @@ def _on_hosts(hosts: Sequence[str], total: int) -> str:
 
 
 def finding_lines(results: Sequence[HostResult], view: View) -> list[Line]:
+    """One line per kind of finding (its line number may differ from host to host), with its hosts."""
     floor = SEVERITY_RANK[Severity.WARNING if view.quiet and view.min_severity is Severity.INFO else view.min_severity]
-    groups: dict[tuple[Severity, str, str, str, str], list[str]] = {}
+    groups: dict[tuple[Severity, str, str, str, str], tuple[list[str], set[int]]] = {}
     for result in results:
         for finding in result.findings:
             if SEVERITY_RANK[finding.severity] <= floor:
-                key = (finding.severity, finding.code, finding.where, finding.message, finding.hint)
-                hosts = groups.setdefault(key, [])
+                key = (finding.severity, finding.code, finding.path, finding.message, finding.hint)
+                hosts, lines_seen = groups.setdefault(key, ([], set()))
+                lines_seen.add(finding.line)
                 if not hosts or hosts[-1] != result.host:
                     hosts.append(result.host)
-    ordered = sorted(groups.items(), key=lambda item: (SEVERITY_RANK[item[0][0]], -len(item[1]), item[0][1:]))
+    ordered = sorted(groups.items(), key=lambda item: (SEVERITY_RANK[item[0][0]], -len(item[1][0]), item[0][1:]))
     lines: list[Line] = []
-    for (severity, code, where, message, hint), hosts in ordered[:MAX_FINDING_GROUPS]:
-        style = SEVERITY_STYLE[severity]
-        at = f" {where}" if where else ""
+    for (severity, code, path, message, hint), (hosts, numbers) in ordered[:MAX_FINDING_GROUPS]:
         lines.append(
             (
-                Span(f"{severity.value} {code}", style),
-                Span(f"{at}: {message} — "),
+                Span(f"{severity.value} {code}", SEVERITY_STYLE[severity]),
+                Span(f"{_where(path, numbers)}: {message} — "),
                 Span(_on_hosts(hosts, len(results)), "bold"),
             )
         )
@@ -144,16 +144,22 @@ def finding_lines(results: Sequence[HostResult], view: View) -> list[Line]:
             lines.append((Span(f"    hint: {hint}"),))
     if len(ordered) > MAX_FINDING_GROUPS:
         rest = ordered[MAX_FINDING_GROUPS:]
-        count = len({h for _, group in rest for h in group})
+        count = len({h for _, (group, _) in rest for h in group})
         lines.append((Span(f"… {len(rest)} more kinds of findings on {count} hosts (see --json)", "dim"),))
     return lines
 
 
-def count_by_severity(findings: Iterable[Finding]) -> dict[Severity, int]:
-    counts = dict.fromkeys(SEVERITY_RANK, 0)
-    for finding in findings:
-        counts[finding.severity] += 1
-    return counts
+def _where(path: str, numbers: set[int]) -> str:
+    """' /etc/ssh/sshd_config:12', ' /etc/ssh/sshd_config (lines 12, 17)', or '' without a path."""
+    if not path:
+        return ""
+    known = sorted(n for n in numbers if n)
+    if len(known) == 1 and len(numbers) == 1:
+        return f" {path}:{known[0]}"
+    if len(known) > 1:
+        shown = ", ".join(map(str, known[:5])) + (" …" if len(known) > 5 else "")
+        return f" {path} (lines {shown})"
+    return f" {path}"
 
 
 # -- changes ----------------------------------------------------------------------------------------------

@@ -126,3 +126,11 @@ def test_output_that_is_not_a_terminal_is_never_wrapped() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert run.stdout.count("\n") == 1 and run.stdout.rstrip().endswith("goes on  and ends here"), run.stdout
+
+
+def test_one_finding_at_different_lines_is_one_group() -> None:
+    at12 = Finding("INCLUDE-NO-MATCH", Severity.INFO, "no file", path="/etc/ssh/sshd_config", line=12)
+    at17 = Finding("INCLUDE-NO-MATCH", Severity.INFO, "no file", path="/etc/ssh/sshd_config", line=17)
+    results = [HostResult(f"op{n}", Status.CHECKED, "ok", [at12 if n % 5 else at17]) for n in range(1, 26)]
+    text = plain(render(results, View("check", "sshd-setup check", 1.0)))
+    assert "info INCLUDE-NO-MATCH /etc/ssh/sshd_config (lines 12, 17): no file — on 25 hosts (all): op1…op25" in text
