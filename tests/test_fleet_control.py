@@ -166,3 +166,25 @@ def test_serial_canary_max_fail_and_the_confirmation_prompt(fresh_hosts, tmp_pat
         assert _changed_and_verified(host, ca, tmp_path / "keys"), host.name
         logins = host.journal_since(cursors[host.name]).count("Accepted publickey for root")
         assert logins == 2, f"{host.name}: {logins} logins (plan+apply on one, the guard's new one)"
+
+
+def test_ctrl_c_during_verify_finishes_the_started_host_and_starts_no_other(fleet, tmp_path: Path) -> None:
+    ca = make_ca(tmp_path)
+    inventory = _inventory(fleet, tmp_path / "inventory.yml", ca.public_key)
+    first, second, third = fleet.hosts
+    cursor = second.journal_cursor()
+    argv = [sys.executable, "-m", "sshd_setup", "verify", "-i", str(inventory), "--forks", "1", "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        _wait_for_login(second, cursor, time.monotonic() + 120)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "interrupted: starting no more hosts" in err
+    hosts = {h["host"]: h for h in yaml.safe_load(out)["hosts"]}
+    assert hosts[third.name]["status"] == "not-started" and not hosts[third.name]["checks"]
+    # the host in flight ran every check (as many as the one before it), none was cut short
+    assert len(hosts[second.name]["checks"]) == len(hosts[first.name]["checks"]) > 5
+    assert hosts[second.name]["status"] in ("passed", "failed")

@@ -8,15 +8,17 @@ every failing check with its one-line reason, a summary, --json. Exit codes from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sshd_setup import exitcodes
 from sshd_setup.errors import InputError
@@ -216,14 +218,15 @@ def run_verify(
     started = time.monotonic()
     args = pytest_args(inventory, limit, allow, host_key_checking, _workers(forks, len(hosts)))
     interrupt = Interrupt(why="each started host's checks run to the end, so that its result is whole")
-    with tempfile.TemporaryDirectory(prefix="sshd-setup-verify-") as scratch:
+    # pytest captures file descriptor 2 while checks run: notices go to a copy of the real one
+    with tempfile.TemporaryDirectory(prefix="sshd-setup-verify-") as scratch, _stderr_copy() as notices:
         stop_file = Path(scratch) / "stop"
 
         def pressed() -> None:  # pytest.main holds the main thread: answer Ctrl-C from the handler
             stop_file.touch()
             said = interrupt.notice(None)
             if said:
-                print(f"sshd-setup: {said}", file=sys.stderr, flush=True)
+                print(f"sshd-setup: {said}", file=notices, flush=True)
 
         interrupt.on_press = pressed
         os.environ[STOP_FILE_ENV] = str(stop_file)
@@ -251,6 +254,12 @@ def run_verify(
     else:
         print_results(results, collector.problems, seconds)
     return exit_code
+
+
+@contextlib.contextmanager
+def _stderr_copy() -> Iterator[TextIO]:
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w") as copy:
+        yield copy
 
 
 HOSTS_PER_WORKER = 2
