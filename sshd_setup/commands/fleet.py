@@ -249,9 +249,10 @@ def _plan_confirm_apply(
     if not confirmed:
         return _report(results("declined"), "apply", control, asked - started, declined=True)
     started += time.monotonic() - asked  # the elapsed time is the hosts' work, not the operator's reading
-    with _live("apply", len(hosts), _held_name, control) as live:
+    # Batches of the hosts that change (the canary is a real change); the plan's failures were confirmed.
+    with _live("apply", len(pending), _held_name, control) as live:
         applied = run_hosts(
-            [held[h.name] for h in hosts],
+            pending,
             name=_held_name,
             work=HeldHost.apply,
             failure=_failure,
@@ -262,6 +263,7 @@ def _plan_confirm_apply(
             live=live,
         )
     why = applied.stopped_by or "interrupt"
+    # release(): a pending host left unstarted becomes not-started; any other keeps its planned result
     final = [applied.results.get(h.name) or held[h.name].release(NOT_STARTED[why]) for h in hosts]
     return _report(
         final,
