@@ -16,6 +16,7 @@ app = typer.Typer(
     name="sshd-setup",
     help="Make OpenSSH servers trust a gateway's SSH certificate authority: plan, check, apply, verify.",
     no_args_is_help=True,
+    epilog="Example: sshd-setup check -i inventory.yml, then sshd-setup apply -i inventory.yml --dry-run",
     add_completion=False,
     # Never print locals in tracebacks: they may hold API tokens or key material.
     pretty_exceptions_enable=False,

@@ -56,7 +56,8 @@ def test_minus_i_is_an_inventory_or_nothing() -> None:
 
 
 def test_every_visible_command_has_an_example_and_test_only_ones_are_hidden() -> None:
-    for path, command in _commands().items():
+    groups = {(): ROOT, **{(name,): c for name, c in ROOT.commands.items() if hasattr(c, "commands")}}
+    for path, command in {**groups, **_commands()}.items():
         if command.hidden:
             continue
         text = f"{command.help or ''}\n{command.epilog or ''}"

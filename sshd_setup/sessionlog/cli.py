@@ -18,6 +18,7 @@ from sshd_setup.errors import InputError
 app = typer.Typer(
     help="Session command logs: key pair, decrypt to ZIP, replay, show.",
     no_args_is_help=True,
+    epilog="Example: sshd-setup logs decrypt -c session.capture -k sshkey --replay",
 )
 
 CaptureOption = typer.Option(
