@@ -94,6 +94,18 @@ def test_ca_keys_exact_missing_extra_and_kept() -> None:
     assert checks.ca_key_problems("/etc/ssh/ca.pub", ca_text(CA_KEY, OTHER_KEY), merge) != []
 
 
+def test_forks_become_xdist_workers_for_big_inventories_only() -> None:
+    from sshd_setup.commands.verify import _workers, pytest_args
+
+    assert [_workers(10, n) for n in (1, 3, 4, 9, 25, 100)] == [1, 1, 2, 3, 9, 10]
+    assert _workers(1, 100) == 1
+    parallel = pytest_args(Path("inv.yml"), None, [], None, workers=4)
+    assert parallel[parallel.index("-n") + 1] == "4" and "loadgroup" in parallel and "no:xdist" not in parallel
+    assert "-n" not in pytest_args(Path("inv.yml"), None, [], None) and "no:xdist" in pytest_args(
+        Path("i"), None, [], None
+    )
+
+
 def test_ca_lines_must_all_be_keys() -> None:
     assert checks.ca_line_problems("/p", ca_text(CA_KEY)) == []
     bad = checks.ca_line_problems("/p", ca_text(CA_KEY, "ssh-ed25519 AAAAnotbase64!"))
@@ -263,20 +275,16 @@ def test_verify_passes_on_freshly_applied_hosts(fresh_hosts, tmp_path: Path) -> 
     fleet = fresh_hosts([HostSpec("ok1"), HostSpec("ok2", flavour="rhel"), HostSpec("ok3", suite="trixie")])
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key))
-    before = sshd_setup("verify", "-i", inventory, "--json", "--forks", "1")  # in this process, no xdist
+    before = sshd_setup("verify", "-i", inventory, "--json")
     assert before.returncode == 1  # nothing applied yet: verify must not pass an unconfigured host
     assert all(h["status"] == "failed" for h in before.json["hosts"]), before.stdout
     applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
-    run = sshd_setup("verify", "-i", inventory, "--json")  # default --forks: pytest-xdist workers
+    run = sshd_setup("verify", "-i", inventory, "--json")
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.json["summary"]["passed"] == 3 and run.json["exit_code"] == 0
-    serial = sshd_setup("verify", "-i", inventory, "--json", "--forks", "1")
-    assert [(h["host"], h["status"], sorted(h["failed"])) for h in serial.json["hosts"]] == [
-        (h["host"], h["status"], sorted(h["failed"])) for h in run.json["hosts"]
-    ]
     for host in fleet.hosts:
         result = run.host(host.name)
         assert result["status"] == "passed", result
@@ -324,7 +332,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     # The unit is stopped but an sshd started by hand answers: verify gets in, and must say so.
     fleet.host("handmade").run_nsenter("systemctl stop sshd.service && mkdir -p /run/sshd && /usr/sbin/sshd")
 
-    run = sshd_setup("verify", "-i", inventory, "--json")
+    run = sshd_setup("verify", "-i", inventory, "--json")  # 9 hosts, default --forks: 3 xdist workers
 
     assert run.returncode == 1, run.stdout + run.stderr
     summary = run.json["summary"]

@@ -262,7 +262,7 @@ def _stderr_copy() -> Iterator[TextIO]:
         yield copy
 
 
-HOSTS_PER_WORKER = 2
+HOSTS_PER_WORKER = 3
 """Starting an xdist worker costs about as much as verifying a few hosts in this process."""
 
 
