@@ -129,17 +129,15 @@ def _with_host(
     started = time.monotonic()
     result = HostResult(entry.name, Status.FAILED, "")
     transport: Transport | None = None
-    try:
+
+    def connected() -> None:
+        nonlocal transport
         transport = _connect(entry, options, dial)
         result.connections = 1
         work(transport, result)
-    except Unreachable as exc:
-        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
-        result.reason = str(exc)
-    except FactsError as exc:
-        result.status, result.reason = Status.FAILED, f"facts: {exc}"
-    except Exception as exc:  # one host's surprise must never stop the others
-        result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+
+    try:
+        _attempt(result, connected)
     finally:
         if transport is not None:
             result.round_trips += transport.round_trips
@@ -157,26 +155,142 @@ def _connect(entry: HostEntry, options: RunOptions, dial: Dial | None = None, *,
     return options.transports.session(entry, options.connect)
 
 
-def run_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None) -> HostResult:
+def _attempt(result: HostResult, work: Callable[[], None]) -> None:
+    """Run one step of a host's work; every failure becomes the host's result (one host never stops others)."""
+    try:
+        work()
+    except Unreachable as exc:
+        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
+        result.reason = str(exc)
+    except FactsError as exc:
+        result.status, result.reason = Status.FAILED, f"facts: {exc}"
+    except Exception as exc:  # one host's surprise must never stop the others
+        result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+
+
+Proceed = Callable[[], bool]
+"""Asked between a host's assessment and its first write: False stops it there (Ctrl-C), nothing changed."""
+INTERRUPTED_BEFORE_CHANGE = "interrupted after its assessment, before any change"
+
+
+def run_host(
+    entry: HostEntry, options: RunOptions, dial: Dial | None = None, proceed: Proceed | None = None
+) -> HostResult:
     """dial: this host's first TCP connection, already started by the caller (or None)."""
-    return _with_host(entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result))
+    return _with_host(
+        entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result, proceed)
+    )
 
 
-def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
+def _pipeline(
+    entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, proceed: Proceed | None
+) -> None:
     shell = transport.shell()  # facts and the apply script go to the same sh: one session, not two
     try:
-        _converge(entry, options, transport, shell, result)
+        assessment = _assess_host(entry, options, transport, shell, result)
+        if assessment is None:
+            return
+        if proceed is not None and not proceed():
+            result.status, result.reason = Status.NOT_STARTED, INTERRUPTED_BEFORE_CHANGE
+            return
+        _apply_assessed(entry, options, transport, shell, result, assessment)
     finally:
         shell.close()
 
 
-def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult) -> None:
+@dataclass
+class HeldHost:
+    """A host assessed for a confirmed apply: its connection and sh stay open until apply() or release().
+
+    Its facts are read once; a held host whose connection was not kept (keep_open=False) reconnects and
+    applies the same assessment (the apply script's own checks make that gap safe).
+    """
+
+    entry: HostEntry
+    options: RunOptions
+    result: HostResult
+    assessment: Assessment | None = None
+    transport: Transport | None = None
+    shell: Shell | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Assessed, needs a change, not yet applied."""
+        return self.assessment is not None
+
+    def apply(self) -> HostResult:
+        started = time.monotonic()
+        assessment, result = self.assessment, self.result
+        if assessment is None:
+            return result
+
+        def write() -> None:
+            if self.transport is None:
+                self.transport = connect(self.entry, self.options.connect)
+                result.connections += 1
+            if self.shell is None:
+                self.shell = self.transport.shell()
+            _apply_assessed(self.entry, self.options, self.transport, self.shell, result, assessment)
+
+        try:
+            _attempt(result, write)
+        finally:
+            self.assessment = None
+            self._close()
+            result.seconds += time.monotonic() - started
+        return result
+
+    def release(self, reason: str) -> HostResult:
+        """Do not apply: close the connection, report the host not started."""
+        if self.assessment is not None:
+            self.result.status, self.result.reason = Status.NOT_STARTED, reason
+            self.assessment = None
+        self._close()
+        return self.result
+
+    def _close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        if self.transport is not None:
+            self.result.round_trips += self.transport.round_trips
+            self.transport.close()
+            self.transport = None
+
+
+def hold_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None, keep_open: bool = True) -> HeldHost:
+    """Connect and assess (facts, plan, findings); keep the connection when the host needs a change."""
+    started = time.monotonic()
+    held = HeldHost(entry, options, HostResult(entry.name, Status.FAILED, ""))
+
+    def assess_it() -> None:
+        held.transport = _connect(entry, options, dial)
+        held.result.connections = 1
+        held.shell = held.transport.shell()
+        held.assessment = _assess_host(entry, options, held.transport, held.shell, held.result)
+
+    try:
+        _attempt(held.result, assess_it)
+    finally:
+        if not held.pending or not keep_open:
+            held._close()
+        held.result.seconds = time.monotonic() - started
+    if held.assessment is not None:  # shown in the plan as a dry-run would show it
+        held.result.status = Status.WOULD_CHANGE
+        held.result.reason = "would " + _change_summary(held.assessment.plan, held.assessment.users_to_create)
+    return held
+
+
+def _assess_host(
+    entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult
+) -> Assessment | None:
+    """Facts (one round trip), plan and findings; the result is final unless an Assessment comes back."""
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
-        return
+        return None
     assessment = assess(entry, gathered.stdout)
-    plan, findings, service = assessment.plan, assessment.findings, assessment.service
+    plan, findings = assessment.plan, assessment.findings
     result.findings = findings
     from sshd_setup.diffing import unified_diff
 
@@ -185,18 +299,32 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
     if options.check_only:
         result.status = Status.BLOCKED if blocking else Status.CHECKED
         result.reason = _blocked_reason(blocking) if blocking else "no error findings"
-        return
+        return None
     if blocking:
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
-        return
+        return None
     result.users_created = list(assessment.users_to_create)
     if assessment.is_noop:
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
-        return
+        return None
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
         result.reason = "would " + _change_summary(plan, assessment.users_to_create)
-        return
+        return None
+    return assessment
+
+
+def _apply_assessed(
+    entry: HostEntry,
+    options: RunOptions,
+    transport: Transport,
+    shell: Shell,
+    result: HostResult,
+    assessment: Assessment,
+) -> None:
+    """Write, validate, reload, guard (or roll back): from here on the host runs to a safe end."""
+    plan, service = assessment.plan, assessment.service
+    result.status = Status.FAILED
     stamp = timestamp()
     script = apply_script(
         timestamp=stamp,

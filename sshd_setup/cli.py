@@ -17,6 +17,7 @@ app = typer.Typer(
     name="sshd-setup",
     help="Make OpenSSH servers trust a gateway's SSH certificate authority: plan, check, apply, verify.",
     no_args_is_help=True,
+    epilog="Example: sshd-setup check -i inventory.yml, then sshd-setup apply -i inventory.yml --dry-run",
     add_completion=False,
     # Never print locals in tracebacks: they may hold API tokens or key material.
     pretty_exceptions_enable=False,
@@ -25,6 +26,27 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(logs_app, name="logs")
 app.add_typer(gateway_app, name="gateway")
 logs_app.add_typer(key_app, name="key")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"sshd-setup {version('sshd-setup')}")
+        except PackageNotFoundError:
+            typer.echo("sshd-setup (not installed: version unknown)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Make OpenSSH servers trust a gateway's SSH certificate authority: plan, check, apply, verify."""
+
 
 InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible inventory: a file or a directory.")
 InventoriesOption = typer.Option(
@@ -35,7 +57,7 @@ InventoriesOption = typer.Option(
 )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup render -i inventory.yml --host web1 --root ./web1-etc-copy --diff")
 def render(
     inventory: Path = InventoryOption,
     host: str = typer.Option(..., "--host", help="Inventory host whose desired state to plan."),
@@ -49,7 +71,9 @@ def render(
     raise typer.Exit(run_render(inventory=inventory, host=host, root=root, diff=diff, out=out))
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup lint --root ./copy-of-a-host  (or: sshd-setup lint -i inventory.yml --host web1)"
+)
 def lint(
     path: str | None = typer.Argument(
         None, help="Main sshd_config to check (default /etc/ssh/sshd_config; with --root, a path inside ROOT)."
@@ -76,6 +100,14 @@ BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the 
 YesOption = typer.Option(
     False, "--yes", "-y", help="Do not ask for confirmation before changing hosts (needed without a terminal)."
 )
+SerialOption = typer.Option(None, "--serial", help="Work in batches of N hosts or N% (the first batch is the canary).")
+MaxFailOption = typer.Option(
+    None, "--max-fail", help="Stop before the next batch once more than N hosts (or N% of those done) failed."
+)
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print problems (warnings, errors) and the summary only.")
+SeverityOption = typer.Option(
+    "info", "--min-severity", help="Show findings of this severity and worse: info, warning, error."
+)
 HostKeyOption = typer.Option(
     None,
     "--host-key-checking/--no-host-key-checking",
@@ -83,7 +115,9 @@ HostKeyOption = typer.Option(
 )
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup apply -i inventory.yml --dry-run, then sshd-setup apply -i inventory.yml --serial 2"
+)
 def apply(
     inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
@@ -92,13 +126,26 @@ def apply(
     allow: list[str] = typer.Option([], "--allow", help="Let a host with this error finding code proceed."),
     no_reload: bool = typer.Option(False, "--no-reload", help="Write and validate only; do not reload sshd."),
     yes: bool = YesOption,
+    serial: str | None = SerialOption,
+    max_fail: str | None = MaxFailOption,
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+    min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
 ) -> None:
-    """Converge every host: findings, validate the assembled tree, back up, write atomically, reload, verify."""
-    from sshd_setup.commands.fleet import run_fleet
+    """Converge every host: plan all, confirm, then validate, back up, write atomically, reload, verify."""
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(
+        forks=forks,
+        serial=serial,
+        max_fail=max_fail,
+        yes=yes or dry_run,
+        as_json=as_json,
+        quiet=quiet,
+        min_severity=min_severity,
+    )
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -110,23 +157,27 @@ def apply(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            control=control,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup check -i inventory.yml -l webservers -q")
 def check(
     inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code."),
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+    min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
 ) -> None:
     """Read-only: gather facts and report findings for every host."""
-    from sshd_setup.commands.fleet import run_fleet
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(forks=forks, as_json=as_json, quiet=quiet, min_severity=min_severity)
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -138,11 +189,12 @@ def check(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            control=control,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup rollback -i inventory.yml -l web1 --yes")
 def rollback(
     inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
@@ -150,13 +202,17 @@ def rollback(
     forks: int = ForksOption,
     no_reload: bool = typer.Option(False, "--no-reload", help="Restore files only; do not reload sshd."),
     yes: bool = YesOption,
+    serial: str | None = SerialOption,
+    max_fail: str | None = MaxFailOption,
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
 ) -> None:
     """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
-    from sshd_setup.commands.fleet import run_fleet
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(forks=forks, serial=serial, max_fail=max_fail, yes=yes, as_json=as_json, quiet=quiet)
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -169,25 +225,40 @@ def rollback(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             rollback_to=to,
+            control=control,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup verify -i inventory.yml --forks 20 --json")
 def verify(
     inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
+    forks: int = ForksOption,
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
+    ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
 
-    raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+    code = run_verify(
+        inventory,
+        limit,
+        as_json,
+        allow=allow,
+        host_key_checking=host_key_checking,
+        forks=forks,
+        ask_become_pass=ask_become_pass,
+    )
+    raise typer.Exit(code)
 
 
-@app.command("inventory")
+@app.command(
+    "inventory",
+    epilog="Example: sshd-setup inventory -i inventories/ --graph, or sshd-setup inventory -i inv.yml --host web1",
+)
 def inventory_command(
     inventory: list[Path] = InventoriesOption,
     list_: bool = typer.Option(False, "--list", help="All groups and hosts as ansible-inventory --list (default)."),
@@ -213,6 +284,6 @@ def main() -> None:
     except SshdSetupError as exc:
         print(f"sshd-setup: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a fleet run's own handling (which prints its summary)
         print("sshd-setup: interrupted", file=sys.stderr)
-        sys.exit(exitcodes.HOST_FAILURES)
+        sys.exit(exitcodes.INTERRUPTED)

@@ -94,6 +94,18 @@ def test_ca_keys_exact_missing_extra_and_kept() -> None:
     assert checks.ca_key_problems("/etc/ssh/ca.pub", ca_text(CA_KEY, OTHER_KEY), merge) != []
 
 
+def test_forks_become_xdist_workers_for_big_inventories_only() -> None:
+    from sshd_setup.commands.verify import _workers, pytest_args
+
+    assert [_workers(10, n) for n in (1, 3, 4, 9, 25, 100)] == [1, 1, 2, 3, 9, 10]
+    assert _workers(1, 100) == 1
+    parallel = pytest_args(Path("inv.yml"), None, [], None, workers=4)
+    assert parallel[parallel.index("-n") + 1] == "4" and "loadgroup" in parallel and "no:xdist" not in parallel
+    assert "-n" not in pytest_args(Path("inv.yml"), None, [], None) and "no:xdist" in pytest_args(
+        Path("i"), None, [], None
+    )
+
+
 def test_ca_lines_must_all_be_keys() -> None:
     assert checks.ca_line_problems("/p", ca_text(CA_KEY)) == []
     bad = checks.ca_line_problems("/p", ca_text(CA_KEY, "ssh-ed25519 AAAAnotbase64!"))
@@ -266,7 +278,7 @@ def test_verify_passes_on_freshly_applied_hosts(fresh_hosts, tmp_path: Path) -> 
     before = sshd_setup("verify", "-i", inventory, "--json")
     assert before.returncode == 1  # nothing applied yet: verify must not pass an unconfigured host
     assert all(h["status"] == "failed" for h in before.json["hosts"]), before.stdout
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -300,7 +312,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     ca, second = make_ca(tmp_path / "a"), make_ca(tmp_path / "b", "second-ca")
     intruder = make_user_key(tmp_path / "c", "intruder-ca")
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key, second.public_key))
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     second_fp = parse_public_key(second.public_key).fingerprint
     intruder_line = Path(f"{intruder}.pub").read_text().strip()
@@ -320,7 +332,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     # The unit is stopped but an sshd started by hand answers: verify gets in, and must say so.
     fleet.host("handmade").run_nsenter("systemctl stop sshd.service && mkdir -p /run/sshd && /usr/sbin/sshd")
 
-    run = sshd_setup("verify", "-i", inventory, "--json")
+    run = sshd_setup("verify", "-i", inventory, "--json")  # 9 hosts, default --forks: 3 xdist workers
 
     assert run.returncode == 1, run.stdout + run.stderr
     summary = run.json["summary"]
@@ -379,7 +391,7 @@ def test_socket_activated_host_is_checked_through_its_socket(fresh_hosts, tmp_pa
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key))
     # Written and validated, not reloaded: the next sshd started through the socket reads the new files.
-    applied = sshd_setup("apply", "-i", inventory, "--no-reload")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--no-reload")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -430,7 +442,7 @@ def test_allow_all_host_and_allowed_finding_codes(fresh_hosts, tmp_path: Path) -
         {"ca_keys": [ca.public_key]},
         host_settings={"all1": {"allow_all": True}, "port1": {"principals": MAPPINGS[:1], "create_users": True}},
     )
-    applied = sshd_setup("apply", "-i", inventory, "--allow", "PORT-NOT-22")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--allow", "PORT-NOT-22")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     strict = sshd_setup("verify", "-i", inventory, "--json")

@@ -18,7 +18,11 @@ import typer
 if TYPE_CHECKING:
     from sshd_setup.core.sshkeys import PublicKey
 
-app = typer.Typer(help="The gateway's SSH certificate authority.", no_args_is_help=True)
+app = typer.Typer(
+    help="The gateway's SSH certificate authority.",
+    no_args_is_help=True,
+    epilog="Example: sshd-setup ca fetch --account-id ID --output keys/gateway_ca.pub",
+)
 
 # Kept equal to sshd_setup.gateway.api.DEFAULT_API_BASE (a test checks); not imported from
 # there because that module pulls in httpx.
@@ -29,7 +33,9 @@ def _err(text: str) -> None:
     typer.echo(f"sshd-setup: {text}", err=True)
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup ca fetch --account-id 0123456789abcdef0123456789abcdef --token-file token -o ca.pub"
+)
 def fetch(
     account_id: str = typer.Option(..., "--account-id", help="Cloudflare account ID (32 hex digits)."),
     output: Path | None = typer.Option(

@@ -15,10 +15,22 @@ import typer
 if TYPE_CHECKING:
     from sshd_setup.gateway.client import ApiClient
 
-gateway_app = typer.Typer(help="The gateway's side: Access for Infrastructure targets.", no_args_is_help=True)
-targets_app = typer.Typer(help="One Access for Infrastructure Target per inventory host.", no_args_is_help=True)
+gateway_app = typer.Typer(
+    help="The gateway's side: Access for Infrastructure targets.",
+    epilog="Example: sshd-setup gateway targets sync -i inventory.yml --account-id ID --dry-run",
+    no_args_is_help=True,
+)
+targets_app = typer.Typer(
+    help="One Access for Infrastructure Target per inventory host.",
+    epilog="Example: sshd-setup gateway targets sync -i inventory.yml --account-id ID --dry-run",
+    no_args_is_help=True,
+)
 gateway_app.add_typer(targets_app, name="targets")
-key_app = typer.Typer(help="The command-logging public key in force at the gateway.", no_args_is_help=True)
+key_app = typer.Typer(
+    help="The command-logging public key in force at the gateway.",
+    epilog="Example: sshd-setup logs key show --account-id ID -k sshkey.pub",
+    no_args_is_help=True,
+)
 
 _DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"  # == sshd_setup.gateway.api.DEFAULT_API_BASE
 
@@ -46,7 +58,7 @@ def _connect(account_id: str, api_base: str, token_file: Path | None) -> tuple[s
     return base, token
 
 
-@targets_app.command("sync")
+@targets_app.command("sync", epilog="Example: sshd-setup gateway targets sync -i inventory.yml --account-id ID --prune")
 def targets_sync(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI)."),
     account_id: str = AccountOption,
@@ -117,7 +129,7 @@ def _client(account_id: str, base: str, token: str, timeout: float, backoff_base
     )
 
 
-@key_app.command("upload")
+@key_app.command("upload", epilog="Example: sshd-setup logs key upload -k sshkey.pub --account-id ID")
 def key_upload(
     key: Path = typer.Option(..., "--key", "-k", help="Public key file written by `logs keygen` (NAME.pub)."),
     account_id: str = AccountOption,
@@ -140,7 +152,7 @@ def key_upload(
     typer.echo(f"uploaded {key}: the gateway now encrypts command logs to it (updated {settings.updated_at or '?'})")
 
 
-@key_app.command("show")
+@key_app.command("show", epilog="Example: sshd-setup logs key show --account-id ID -k sshkey.pub")
 def key_show(
     account_id: str = AccountOption,
     key: Path | None = typer.Option(None, "--key", "-k", help="Say whether this public key file is the one in force."),

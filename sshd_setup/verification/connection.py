@@ -5,7 +5,8 @@ known_hosts file and only warns about unknown host keys. The subclass here check
 `sshd-setup apply` does: the files named by ``-o UserKnownHostsFile=…`` in ansible_ssh_common_args (else
 ssh's default ~/.ssh/known_hosts) plus /etc/ssh/ssh_known_hosts, strict unless ANSIBLE_HOST_KEY_CHECKING
 or ``-o StrictHostKeyChecking`` relax it. `sudo -n` (never a password prompt that would hang) when the
-inventory says become and the user is not root.
+inventory says become and the user is not root; `sudo -S` with the password on the command's input when
+SSHD_SETUP_BECOME_PASSWORD is set (`verify -K`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from testinfra.backend.paramiko import ParamikoBackend
 from sshd_setup.inventory import HostEntry
 from sshd_setup.transport import _ssh_option, host_key_checking_default
 
+BECOME_PASSWORD_ENV = "SSHD_SETUP_BECOME_PASSWORD"
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 
@@ -100,10 +102,33 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         self.entry = entry
         self.host_key_checking = host_key_checking
 
+    @property
+    def become_password(self) -> str | None:
+        return os.environ.get(BECOME_PASSWORD_ENV) or None
+
     def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
+        how = "-S -p ''" if self.become_password is not None else "-n"  # -S: the password comes on stdin
         if sudo_user is None:
-            return str(self.quote("sudo -n /bin/sh -c %s", command))
-        return str(self.quote("sudo -n -u %s /bin/sh -c %s", sudo_user, command))
+            return f"sudo {how} " + str(self.quote("/bin/sh -c %s", command))
+        return f"sudo {how} " + str(self.quote("-u %s /bin/sh -c %s", sudo_user, command))
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        """As testinfra's, with the become password (if any) on the command's input, never in its line."""
+        password = self.become_password
+        if password is None or not self.sudo:
+            return super()._exec_command(command)  # type: ignore[no-any-return]
+        transport = self.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        try:
+            channel.exec_command(command)
+            channel.sendall((password + "\n").encode())
+            channel.shutdown_write()
+            stdout = b"".join(channel.makefile("rb"))
+            stderr = b"".join(channel.makefile_stderr("rb"))
+            return channel.recv_exit_status(), stdout, stderr
+        finally:
+            channel.close()
 
     def get_pytest_id(self) -> str:
         return self.entry.name

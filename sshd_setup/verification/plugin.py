@@ -6,6 +6,8 @@ Options (each also read from an environment variable, for runs where this plugin
     --sshd-setup-limit PATTERN      SSHD_SETUP_LIMIT       Ansible host pattern, as `--limit`
     --sshd-setup-allow CODE         SSHD_SETUP_ALLOW       error finding codes not to count (comma list)
     --sshd-setup-host-key-checking yes|no                 default: ANSIBLE_HOST_KEY_CHECKING (else yes)
+                                    SSHD_SETUP_BECOME_PASSWORD   sudo password (`verify -K` sets it for its
+                                                           run only: never an option, so never in argv)
 
 Fixtures: ``target`` (a VerifyHost: inventory entry + testinfra connection + cached reads; ``target.host``
 is its testinfra Host), ``desired`` and, for per-mapping checks, ``mapping``. The suite's conftest.py also
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +33,28 @@ from sshd_setup.inventory import HostEntry, load_inventory
 
 _HOSTS = pytest.StashKey[list[HostEntry]]()
 _TARGETS = pytest.StashKey[dict[str, Any]]()
+_STARTED = pytest.StashKey[set[str]]()
+STOP_FILE_ENV = "SSHD_SETUP_STOP_FILE"
+"""`verify` creates this file on Ctrl-C: hosts not yet started are skipped, those started finish."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and os.environ.get(STOP_FILE_ENV):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an xdist worker: `verify` decides, via the stop file
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """After Ctrl-C (the stop file exists) start no new host; a host already started runs all its checks."""
+    host = host_name(item)
+    started = item.config.stash.setdefault(_STARTED, set())
+    if host is None or host in started:
+        return None
+    stop = os.environ.get(STOP_FILE_ENV)
+    if stop and os.path.exists(stop):
+        return True  # handled: not run, no report (the host is reported not started)
+    started.add(host)
+    return None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,6 +159,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (order.get(host, len(order)) if host else -1, rank, module, line, position)
 
     items.sort(key=key)
+    for item in items:  # `verify --forks`: pytest-xdist --dist loadgroup keeps each host on one worker
+        host = host_name(item)
+        if host:
+            item.add_marker(pytest.mark.xdist_group(host))
 
 
 F = TypeVar("F", bound=Callable[..., None])
