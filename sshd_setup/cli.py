@@ -65,6 +65,9 @@ BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the 
 YesOption = typer.Option(
     False, "--yes", "-y", help="Do not ask for confirmation before changing hosts (needed without a terminal)."
 )
+TimeoutOption = typer.Option(
+    10.0, "--timeout", "-T", help="Seconds to wait for a host's TCP connection, SSH banner and login."
+)
 HostKeyOption = typer.Option(
     None,
     "--host-key-checking/--no-host-key-checking",
@@ -84,6 +87,7 @@ def apply(
     as_json: bool = JsonOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Converge every host: findings, validate the assembled tree, back up, write atomically, reload, verify."""
     from sshd_setup.commands.fleet import run_fleet
@@ -99,6 +103,7 @@ def apply(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            timeout=timeout,
         )
     )
 
@@ -112,6 +117,7 @@ def check(
     as_json: bool = JsonOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Read-only: gather facts and report findings for every host."""
     from sshd_setup.commands.fleet import run_fleet
@@ -127,6 +133,7 @@ def check(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            timeout=timeout,
         )
     )
 
@@ -142,6 +149,7 @@ def rollback(
     as_json: bool = JsonOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
     from sshd_setup.commands.fleet import run_fleet
@@ -158,6 +166,7 @@ def rollback(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             rollback_to=to,
+            timeout=timeout,
         )
     )
 
@@ -169,11 +178,14 @@ def verify(
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
 
-    raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+    raise typer.Exit(
+        run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking, timeout=timeout)
+    )
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from sshd_setup.connection_vars import ConnectionVars, read_connection_vars, with_aliases
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
 from sshd_setup.core.names import check_hostname, check_inventory_name, check_user
 from sshd_setup.errors import InputError
@@ -38,6 +39,8 @@ class HostEntry:
     connection: str
     ssh_args: tuple[str, ...]
     desired: Desired
+    connection_vars: ConnectionVars = field(default_factory=ConnectionVars)
+    """Proxy, passwords, timeout, host key checking: the rest of the ansible_* connection variables."""
 
     @property
     def is_local(self) -> bool:
@@ -329,6 +332,7 @@ def load_inventory(path: Path) -> Inventory:
                     merged_vars[key] = value
         inventory.hosts[host] = _host_entry(path, host, sorted(member_of - {"all"}), merged_vars, settings)
         inventory.warnings.extend(inventory.hosts[host].desired.warnings)
+        inventory.warnings.extend(inventory.hosts[host].connection_vars.warnings)
     if not inventory.hosts:
         raise InputError(str(path), "the inventory defines no host")
     inventory.warnings = list(dict.fromkeys(inventory.warnings))
@@ -345,6 +349,7 @@ def _bool(value: Any, where: str, key: str) -> bool:
 
 def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any], settings: dict[str, Any]) -> HostEntry:
     where = f"{path}: host {host}"
+    hvars = with_aliases(hvars)
     address = hvars.get("ansible_host", host)
     if not isinstance(address, str) or check_hostname(address):
         raise InputError(f"{where}.ansible_host", check_hostname(str(address)) or "must be a string")
@@ -366,14 +371,9 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
     connection = hvars.get("ansible_connection", "ssh")
     if connection not in CONNECTIONS:
         raise InputError(f"{where}.ansible_connection", f"unsupported connection {connection!r} (use ssh or local)")
-    ssh_args: list[str] = []
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        value = hvars.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or "\n" in value:
-            raise InputError(f"{where}.{key}", "must be a one-line string")
-        ssh_args.extend(value.split())
+    connection_vars = read_connection_vars(hvars, where, become and (connection == "local" or user != "root"))
+    if key_file is None and connection_vars.identity_file:
+        key_file = os.path.expanduser(connection_vars.identity_file)
 
     values = {key: value for key, (value, _) in settings.items()}
     setting_where = {key: fragment_where for key, (_, fragment_where) in settings.items()}
@@ -398,8 +398,9 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
         key_file=key_file,
         become=become,
         connection=CONNECTIONS[connection],
-        ssh_args=tuple(ssh_args),
+        ssh_args=connection_vars.ssh_args,
         desired=desired,
+        connection_vars=connection_vars,
     )
 
 

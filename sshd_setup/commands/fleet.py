@@ -15,6 +15,7 @@ from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_findings, print_warnings
 from sshd_setup.report import HostResult, Status, exit_code, print_summary, to_json
 from sshd_setup.sockets import start_dial
+from sshd_setup.sshclient import check_key_files, goes_direct
 from sshd_setup.transport import ConnectOptions, host_key_checking_default
 
 
@@ -26,14 +27,18 @@ def parse_allow(values: list[str]) -> frozenset[str]:
     return frozenset(codes)
 
 
-def connect_options(ask_become_pass: bool, host_key_checking: bool | None) -> ConnectOptions:
+def connect_options(ask_become_pass: bool, host_key_checking: bool | None, timeout: float = 10.0) -> ConnectOptions:
     password = None
     if ask_become_pass:
         if not sys.stdin.isatty():
             raise InputError("--ask-become-pass", "needs a terminal to ask for the password")
         password = getpass.getpass("BECOME password: ")
+    if not 1 <= timeout <= 3600:
+        raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
+    if password is not None and any(c in password for c in "\n\r\0"):
+        raise InputError("--ask-become-pass", "the password contains a line break or NUL")
     checking = host_key_checking_default() if host_key_checking is None else host_key_checking
-    return ConnectOptions(host_key_checking=checking, become_password=password)
+    return ConnectOptions(host_key_checking=checking, become_password=password, connect_timeout=timeout)
 
 
 def _run_pool(
@@ -88,15 +93,17 @@ def run_fleet(
     ask_become_pass: bool,
     host_key_checking: bool | None,
     rollback_to: str | None = None,
+    timeout: float = 10.0,
 ) -> int:
     inv = load_inventory(inventory)
     hosts = inv.select(limit)
+    check_key_files(hosts)
     options = RunOptions(
         dry_run=mode == "dry-run",
         check_only=mode == "check",
         reload=reload,
         allow=parse_allow(allow),
-        connect=connect_options(ask_become_pass, host_key_checking),
+        connect=connect_options(ask_become_pass, host_key_checking, timeout),
     )
     if rollback_to is not None and rollback_to != "latest" and not rollback_to.replace("-", "").isalnum():
         raise InputError("--to", f"{rollback_to!r} is not a backup name")
@@ -106,7 +113,9 @@ def run_fleet(
     if forks < 1:
         raise InputError("--forks", "must be at least 1")
     # Everything is checked: put the first hosts' TCP connections on the wire now, all at once.
-    dials = {h.name: dial for h in hosts[:forks] if not h.is_local and (dial := start_dial(h.address, h.port or 22))}
+    # Never for a host reached through a jump host or a proxy command (inventory or ~/.ssh/config).
+    direct = [h for h in hosts[:forks] if not h.is_local and goes_direct(h)]
+    dials = {h.name: dial for h in direct if (dial := start_dial(h.address, h.port or 22))}
 
     def work(host: HostEntry) -> HostResult:
         dial = dials.pop(host.name, None)

@@ -18,6 +18,7 @@ from sshd_setup import exitcodes
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
+from sshd_setup.sshclient import check_key_files
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "verification"
 PASSED, FAILED, UNREACHABLE = "passed", "failed", "unreachable"
@@ -139,7 +140,9 @@ def _require_pytest() -> None:
         ) from None
 
 
-def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_checking: bool | None) -> list[str]:
+def pytest_args(
+    inventory: Path, limit: str | None, allow: list[str], host_key_checking: bool | None, timeout: float = 10.0
+) -> list[str]:
     args = [
         str(SUITE_DIR),
         "-c",
@@ -165,6 +168,7 @@ def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_c
         args += ["--sshd-setup-allow", code]
     if host_key_checking is not None:
         args += ["--sshd-setup-host-key-checking", "yes" if host_key_checking else "no"]
+    args += ["--sshd-setup-timeout", f"{timeout:g}"]
     return args
 
 
@@ -175,10 +179,14 @@ def run_verify(
     *,
     allow: list[str] | None = None,
     host_key_checking: bool | None = None,
+    timeout: float = 10.0,
 ) -> int:
     """Verify every selected host against the inventory; print per-host results; return the exit code."""
     inv = load_inventory(inventory)  # bad inventory or --limit: InputError (exit 2) before pytest starts
     hosts = inv.select(limit)
+    if not 1 <= timeout <= 3600:
+        raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
+    check_key_files(hosts)
     allow = allow or []
     for value in allow:
         for code in value.split(","):
@@ -191,7 +199,8 @@ def run_verify(
         print_warnings(inv.warnings)
     collector = Collector([h.name for h in hosts])
     started = time.monotonic()
-    pytest_code = int(pytest.main(pytest_args(inventory, limit, allow, host_key_checking), plugins=[collector]))
+    args = pytest_args(inventory, limit, allow, host_key_checking, timeout)
+    pytest_code = int(pytest.main(args, plugins=[collector]))
     seconds = time.monotonic() - started
     results = list(collector.hosts.values())
     if pytest_code not in (0, 1) and not collector.problems:

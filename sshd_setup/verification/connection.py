@@ -4,15 +4,16 @@ testinfra's own paramiko backend (``paramiko://user@host:port?ssh_identity_file=
 known_hosts file and only warns about unknown host keys. The subclass here checks host keys the way
 `sshd-setup apply` does: the files named by ``-o UserKnownHostsFile=…`` in ansible_ssh_common_args (else
 ssh's default ~/.ssh/known_hosts) plus /etc/ssh/ssh_known_hosts, strict unless ANSIBLE_HOST_KEY_CHECKING
-or ``-o StrictHostKeyChecking`` relax it. `sudo -n` (never a password prompt that would hang) when the
-inventory says become and the user is not root.
+or ``-o StrictHostKeyChecking`` relax it. The connection itself is `sshd-setup apply`'s
+(sshd_setup.sshclient: the same route through jump hosts or a proxy command, timeouts and host keys).
+When the inventory says become and the user is not root: `sudo -n` (never a prompt that would hang), or,
+with ansible_become_password, sudo as sshd_setup.become runs it (the password only on sudo's own prompt).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from typing import Any
 import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 
+from sshd_setup import become
 from sshd_setup.inventory import HostEntry
+from sshd_setup.sshclient import close_connection, open_connection, timeout_for
 from sshd_setup.transport import _ssh_option, host_key_checking_default
 
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
@@ -69,16 +72,6 @@ def host_key_policy(entry: HostEntry, checking: bool | None) -> paramiko.Missing
     return paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy()
 
 
-def _user_ssh_config(address: str) -> dict[str, Any]:
-    path = Path(os.path.expanduser("~/.ssh/config"))
-    if not path.is_file():
-        return {}
-    try:
-        return dict(paramiko.SSHConfig.from_path(str(path)).lookup(address))
-    except (OSError, paramiko.SSHException):
-        return {}
-
-
 def make_host(entry: HostEntry, host_key_checking: bool | None = None, timeout: float = 10.0) -> Any:
     """A testinfra Host for ENTRY; connects on its first command."""
     import testinfra.host
@@ -101,9 +94,28 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         self.host_key_checking = host_key_checking
 
     def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
-        if sudo_user is None:
-            return str(self.quote("sudo -n /bin/sh -c %s", command))
-        return str(self.quote("sudo -n -u %s /bin/sh -c %s", sudo_user, command))
+        if sudo_user not in (None, "root"):
+            raise ValueError("sshd-setup's checks run as root only")
+        return become.command_as_root(command, self.entry.connection_vars.become_password is not None)
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        password = self.entry.connection_vars.become_password
+        if not (self.sudo and password is not None):
+            return super()._exec_command(command)  # type: ignore[no-any-return]
+        transport = self.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        try:
+            channel.exec_command(command)
+            try:  # the password goes only to sudo's own prompt (sshd_setup.become)
+                head, head_err = become.await_root_shell(become.ChannelStreams(channel), password, self.timeout)
+            except become.BecomeError as exc:
+                return 1, b"", str(exc).encode()
+            stdout = head + b"".join(channel.makefile("rb"))
+            stderr = head_err + b"".join(channel.makefile_stderr("rb"))
+            return channel.recv_exit_status(), stdout, stderr
+        finally:
+            channel.close()
 
     def get_pytest_id(self) -> str:
         return self.entry.name
@@ -111,34 +123,19 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
     @functools.cached_property
     def client(self) -> paramiko.SSHClient:
         entry = self.entry
-        config = _user_ssh_config(entry.address)
-        client = paramiko.SSHClient()
-        for file in known_hosts_files(entry, config):
-            client.load_host_keys(str(file))
-        client.set_missing_host_key_policy(host_key_policy(entry, self.host_key_checking))
-        kwargs: dict[str, Any] = {
-            "hostname": config.get("hostname", entry.address),
-            "port": entry.port or int(config.get("port", 22)),
-            "username": entry.user or config.get("user"),
-            "timeout": self.timeout,
-            "banner_timeout": self.timeout,
-            "auth_timeout": self.timeout,
-        }
-        key_file = entry.key_file or (config.get("identityfile") or [None])[0]
-        if key_file:
-            kwargs["key_filename"] = os.path.expanduser(key_file)
-            kwargs["look_for_keys"] = entry.key_file is None
-        # TCP_NODELAY, as the transport does: each command waits for its reply, and Nagle's algorithm
-        # meeting the peer's delayed ACK would add ~40 ms to every one of them.
-        sock = socket.create_connection((kwargs["hostname"], kwargs["port"]), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            client.connect(sock=sock, **kwargs)
-        except BaseException:
-            client.close()
-            sock.close()
-            raise
+        checking = host_key_checking_default() if self.host_key_checking is None else self.host_key_checking
+        if entry.connection_vars.host_key_checking is False:
+            checking = False
+        self._connection = open_connection(entry, checking, timeout_for(entry, float(self.timeout)))
+        client: paramiko.SSHClient = self._connection.client
         return client
+
+    def close_all(self) -> None:
+        """Close the connection and the jump host connections it went through."""
+        connection = self.__dict__.pop("_connection", None)
+        self.__dict__.pop("client", None)
+        if connection is not None:
+            close_connection(connection)
 
     def peer_addresses(self) -> tuple[str, str] | None:
         """(our address as the host sees it, the host's address) of the live connection."""
