@@ -272,8 +272,13 @@ def open_connection(
             text = f"no SSH banner within {timeout:.0f}s (is it an SSH server? raise --timeout if it is slow)"
         raise Unreachable(f"ssh to {where}: {text}") from None
     except (TimeoutError, OSError, EOFError) as exc:
+        port = connection.port or 22
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise Unreachable(f"ssh to {where}:{entry.port or 22}: {detail}") from None
+        if isinstance(exc, ConnectionRefusedError):
+            detail = f"connection refused: sshd is not running or not listening on port {port}"
+        elif isinstance(exc, TimeoutError):
+            detail = f"no answer within {timeout:.0f}s (raise --timeout if the host is slow)"
+        raise Unreachable(f"ssh to {entry.address}:{port}{route.describe()}: {detail}") from None
     return connection
 
 
