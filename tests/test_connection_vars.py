@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
@@ -259,3 +260,47 @@ def test_refused_become_settings_exit_2_naming_the_variable(tmp_path: Path) -> N
     assert run.returncode == 2
     assert "host h1.ansible_become_method: 'doas' is not supported" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+SUDO_ON_PATH = """#!/usr/bin/env python3
+# stands in for sudo: -n fails; -S -p PROMPT asks (FAKE_SUDO_MODE=password) or not (nopasswd)
+import os, sys
+args = sys.argv[1:]
+if args[0] == "-n":
+    sys.exit("sudo: a password is required")
+prompt, command = args[2], args[args.index("--") + 1 :]
+if os.environ["FAKE_SUDO_MODE"] == "password":
+    sys.stderr.write(prompt); sys.stderr.flush()
+    if sys.stdin.buffer.readline().rstrip(b"\\n") != os.environ["FAKE_SUDO_WANTS"].encode():
+        sys.stderr.write("Sorry, try again.\\n" + prompt); sys.stderr.flush()
+        sys.exit(1)
+os.execvp(command[0], command)
+"""
+
+
+@pytest.mark.parametrize("mode", ["password", "nopasswd"])
+def test_local_become_sends_the_password_only_to_the_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    from sshd_setup.transport import ConnectOptions, LocalTransport
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text(SUDO_ON_PATH)
+    (bin_dir / "sudo").chmod(0o755)
+    password = HOSTILE.format(p=tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SUDO_MODE", mode)
+    monkeypatch.setenv("FAKE_SUDO_WANTS", password)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # as a non-root user: through sudo
+    inventory = inventory_with(tmp_path, ansible_connection="local", ansible_become=True)
+    entry = load_inventory(inventory).hosts["h1"]
+    transport = LocalTransport(entry, ConnectOptions(become_password=password))
+    result = transport.run_script(f"echo ran; ls {shlex.quote(str(tmp_path))}\n")
+    assert (result.returncode, result.stdout) == (0, "ran\nbin\ninventory.yml\n"), result
+    wrong = LocalTransport(entry, ConnectOptions(become_password="not it")).run_script("echo ran\n")
+    if mode == "password":
+        assert wrong.returncode == 1 and "sudo refused the become password" in wrong.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "inventory.yml"]  # no ran1..3
+    no_password = LocalTransport(entry, ConnectOptions()).run_script("echo ran\n")
+    assert no_password.returncode == 1 and "a password is required" in no_password.stderr
