@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sshd_setup.connection_vars import parse_hop
+from sshd_setup.connection_vars import parse_hop, ssh_options
 from sshd_setup.errors import InputError, SshdSetupError
 from sshd_setup.inventory import HostEntry
 from sshd_setup.sockets import tcp_connection
@@ -49,7 +49,12 @@ class Route:
 
 
 def _inventory_route(entry: HostEntry) -> Route | None:
-    jump, command = entry.connection_vars.proxy_jump, entry.connection_vars.proxy_command
+    """The route entry.ssh_args give (the inventory's arguments, the source of truth), or None."""
+    try:
+        found = ssh_options(entry.ssh_args)
+    except ValueError as exc:
+        raise InputError(f"host {entry.name}: ansible_ssh_common_args", str(exc)) from None
+    jump, command = found.get("proxyjump"), found.get("proxycommand")
     if jump is not None:
         return Route("direct") if jump == "none" else Route("jump", jump, "inventory")
     if command is not None:
@@ -208,10 +213,9 @@ class _Builder:
         route = _inventory_route(entry) or _config_route(dict(connection.ssh_config), connection.host)
         self.route(connection, route, 0)
         options = {}
-        for name in ("StrictHostKeyChecking", "UserKnownHostsFile"):
-            value = entry.connection_vars.option(name)
-            if value:
-                options[name.lower()] = value
+        for name, value in ssh_options(entry.ssh_args).items():
+            if name in ("stricthostkeychecking", "userknownhostsfile") and value:
+                options[name] = value
         self.secure(connection, options)
         return connection, route
 
@@ -235,6 +239,7 @@ def open_connection(
             early.close()
         raise
     where = f"{entry.address}{route.describe()}"
+    banner: str | None = None
     target = (connection.host, connection.port or 22)
     if route.kind != "direct" or target != (entry.address, entry.port or 22):
         if early is not None:
@@ -248,6 +253,7 @@ def open_connection(
         try:
             connection.open()
         except BaseException:  # do not leave sockets, proxy processes and transport threads behind
+            banner = getattr(connection.client.get_transport(), "remote_version", None)
             _close(connection)
             sock = connection.connect_kwargs.get("sock")
             if sock is not None:
@@ -261,6 +267,8 @@ def open_connection(
         ) from None
     except paramiko.SSHException as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if text == "No existing session":  # paramiko's word for a handshake its thread gave up on
+            text = "Error reading SSH protocol banner" if not banner else "the SSH handshake did not finish"
         if "not found in known_hosts" in text:
             host = text.split()[1].strip("'") if len(text.split()) > 1 else entry.address
             consulted = builder.known_hosts.get(host, [])
@@ -268,7 +276,7 @@ def open_connection(
                 f"host key of {host} is not in {', '.join(consulted) or 'known_hosts'}"
                 " (add it there, or pass --no-host-key-checking)"
             )
-        elif "banner" in text.lower() or text == "No existing session":
+        elif "protocol banner" in text.lower():
             text = f"no SSH banner within {timeout:.0f}s (is it an SSH server? raise --timeout if it is slow)"
         raise Unreachable(f"ssh to {where}: {text}") from None
     except (TimeoutError, OSError, EOFError) as exc:
