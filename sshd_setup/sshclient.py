@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import threading
 from dataclasses import dataclass
@@ -189,7 +190,9 @@ class _Builder:
             raise InputError(self.entry.name, "ProxyJump chain too long or a loop in ssh_config")
         if route.kind == "command":
             shell = os.environ.get("SHELL") or "/bin/sh"
-            connection.gateway = f"{shlex.quote(shell)} -c {shlex.quote('exec ' + route.value)}"
+            # %h and %p are expanded by paramiko; %r is the user we log in as (paramiko would take ours)
+            command = re.sub(r"(?<!%)%r", lambda _: str(connection.user), route.value)
+            connection.gateway = f"{shlex.quote(shell)} -c {shlex.quote('exec ' + command)}"
         elif route.kind == "jump":
             previous: Connection | None = None
             for index, spec in enumerate(route.value.split(",")):

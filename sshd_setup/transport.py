@@ -195,7 +195,7 @@ class SshTransport:
             channel.exec_command(command)
             if password is not None and command != "sh -s":  # only when sudo prompts (sshd_setup.become)
                 streams = become.ChannelStreams(channel)
-                rest, _ = become.await_root_shell(streams, password, self.options.command_timeout)
+                rest, _ = become.await_root_shell(streams, password, max(30.0, self.options.connect_timeout))
                 if rest:
                     raise Unreachable(f"{self.entry.address}: unexpected output after sudo started the shell")
         except become.BecomeError as exc:

@@ -304,3 +304,25 @@ def test_local_become_sends_the_password_only_to_the_prompt(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "inventory.yml"]  # no ran1..3
     no_password = LocalTransport(entry, ConnectOptions()).run_script("echo ran\n")
     assert no_password.returncode == 1 and "a password is required" in no_password.stderr
+
+
+def test_routes_are_built_as_ssh_builds_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jump chains in ssh's order with no hop left to Fabric's own chain; ProxyCommand as ssh runs it."""
+    from sshd_setup.sshclient import _Builder
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SHELL", "/bin/sh")
+    monkeypatch.setattr(sshconfig, "SYSTEM_CONFIG", str(tmp_path / "none"))
+    inventory = inventory_with(
+        tmp_path,
+        ansible_user="deploy",
+        ansible_ssh_common_args="-o 'ProxyCommand=nc -X connect -x proxy:3128 %r@%h %p'",
+    )
+    command = _Builder(load_inventory(inventory).hosts["h1"], True, 5).target()[0]
+    assert command.gateway == "/bin/sh -c 'exec nc -X connect -x proxy:3128 deploy@%h %p'"
+    inventory = inventory_with(tmp_path, ansible_ssh_common_args="-J ops@b1:2222,b2")
+    target = _Builder(load_inventory(inventory).hosts["h1"], True, 5).target()[0]
+    second = target.gateway
+    first = second.gateway
+    assert (second.host, first.host, first.user, first.port) == ("b2", "b1", "ops", 2222)
+    assert first.gateway is False  # b1 is dialled directly: the first hop
