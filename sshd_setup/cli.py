@@ -179,12 +179,21 @@ def verify(
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
     host_key_checking: bool | None = HostKeyOption,
     timeout: float = TimeoutOption,
+    ask_become_pass: bool = BecomeOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
 
     raise typer.Exit(
-        run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking, timeout=timeout)
+        run_verify(
+            inventory,
+            limit,
+            as_json,
+            allow=allow,
+            host_key_checking=host_key_checking,
+            timeout=timeout,
+            ask_become_pass=ask_become_pass,
+        )
     )
 
 

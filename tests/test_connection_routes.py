@@ -260,7 +260,8 @@ class ProcessWatch:
 
     def __init__(self, hosts: list[Host]) -> None:
         self.hosts = hosts
-        self.seen: list[str] = []
+        self.seen: list[str] = []  # controller samples
+        self.on_hosts: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._local)] + [
             threading.Thread(target=self._remote, args=(h,)) for h in hosts
@@ -287,7 +288,7 @@ class ProcessWatch:
         for thread in self._threads:
             thread.join(timeout=30)
         for host in self.hosts:
-            self.seen.append(host.run_nsenter("cat /tmp/ps.log; rm -f /tmp/ps.log /tmp/stop-watch").stdout)
+            self.on_hosts[host.name] = host.run_nsenter("cat /tmp/ps.log; rm -f /tmp/ps.log /tmp/stop-watch").stdout
 
 
 def test_hostile_become_passwords_never_run_and_never_leak(become_hosts: Routes, tmp_path: Path) -> None:
@@ -305,8 +306,16 @@ def test_hostile_become_passwords_never_run_and_never_leak(become_hosts: Routes,
     for host in (bast, hop2):
         nothing_ran(host)
         assert traces(host) == ""
-    assert len(processes.seen) > 10 and all("ps -eo args" in text for text in processes.seen[-2:])
-    for text in (run.stdout, run.stderr, verified.stdout, verified.stderr, *processes.seen):
+    assert processes.seen and all("ps -eo args" in text for text in processes.on_hosts.values())
+    assert any("sudo -S -p" in text for text in processes.on_hosts.values())  # sudo was caught running
+    for text in (
+        run.stdout,
+        run.stderr,
+        verified.stdout,
+        verified.stderr,
+        *processes.seen,
+        *processes.on_hosts.values(),
+    ):
         assert TOKEN not in text
 
 
@@ -335,3 +344,47 @@ def test_a_password_with_a_line_break_is_bad_input_before_any_contact(become_hos
     assert TOKEN not in run.stdout + run.stderr
     assert sshd_log(bast, since) == ""  # nothing contacted
     nothing_ran(bast)
+
+
+def run_on_a_terminal(routes: Routes, args: list[str], answer: str) -> tuple[int, str]:
+    """Run sshd-setup on a pseudo-terminal, type ANSWER at its password prompt; (exit code, all it wrote)."""
+    import pty
+
+    env = {**os.environ, "HOME": str(routes.home)}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: sshd-setup with the terminal as its controlling tty
+        os.execve(sys.executable, [sys.executable, "-m", "sshd_setup", *args], env)
+    seen = b""
+    deadline = time.monotonic() + 300
+    typed = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not typed and b"BECOME password:" in seen:
+            os.write(fd, answer.encode() + b"\n")
+            typed = True
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_verify_asks_with_K_and_sends_it_only_to_sudo(become_hosts: Routes, tmp_path: Path) -> None:
+    routes = become_hosts
+    bast = routes.fleet.host("bast")
+    with_password = become_inventory(routes, tmp_path / "with.yml", HOSTILE)
+    applied = routes.run("apply", "-i", with_password, "--limit", "bast", "--yes", "--json")
+    assert applied.returncode == 0, applied.stdout + applied.stderr  # changed, or unchanged if applied before
+    data = yaml.safe_load(with_password.read_text())
+    del data["all"]["vars"]["ansible_become_password"]
+    asked = tmp_path / "asked.yml"
+    asked.write_text(yaml.safe_dump(data))
+    code, seen = run_on_a_terminal(routes, ["verify", "-i", str(asked), "--limit", "bast", "-K"], HOSTILE)
+    assert code == 0, seen
+    assert "1 passed" in seen and TOKEN not in seen  # the terminal did not echo it
+    nothing_ran(bast)
+    assert traces(bast) == ""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sshd_setup import exitcodes
+from sshd_setup.commands.fleet import connect_options
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
@@ -180,6 +181,7 @@ def run_verify(
     allow: list[str] | None = None,
     host_key_checking: bool | None = None,
     timeout: float = 10.0,
+    ask_become_pass: bool = False,
 ) -> int:
     """Verify every selected host against the inventory; print per-host results; return the exit code."""
     inv = load_inventory(inventory)  # bad inventory or --limit: InputError (exit 2) before pytest starts
@@ -187,6 +189,7 @@ def run_verify(
     if not 1 <= timeout <= 3600:
         raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
     check_key_files(hosts)
+    password = connect_options(ask_become_pass, None, timeout).become_password
     allow = allow or []
     for value in allow:
         for code in value.split(","):
@@ -200,7 +203,13 @@ def run_verify(
     collector = Collector([h.name for h in hosts])
     started = time.monotonic()
     args = pytest_args(inventory, limit, allow, host_key_checking, timeout)
-    pytest_code = int(pytest.main(args, plugins=[collector]))
+    from sshd_setup.verification.connection import ASKED_BECOME_PASSWORD
+
+    ASKED_BECOME_PASSWORD[:] = [password] if password is not None else []
+    try:
+        pytest_code = int(pytest.main(args, plugins=[collector]))
+    finally:
+        ASKED_BECOME_PASSWORD.clear()
     seconds = time.monotonic() - started
     results = list(collector.hosts.values())
     if pytest_code not in (0, 1) and not collector.problems:

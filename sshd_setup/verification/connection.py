@@ -7,7 +7,8 @@ ssh's default ~/.ssh/known_hosts) plus /etc/ssh/ssh_known_hosts, strict unless A
 or ``-o StrictHostKeyChecking`` relax it. The connection itself is `sshd-setup apply`'s
 (sshd_setup.sshclient: the same route through jump hosts or a proxy command, timeouts and host keys).
 When the inventory says become and the user is not root: `sudo -n` (never a prompt that would hang), or,
-with ansible_become_password, sudo as sshd_setup.become runs it (the password only on sudo's own prompt).
+with ansible_become_password (or `verify -K`), sudo as sshd_setup.become runs it (the password only on
+sudo's own prompt).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sshd_setup.sshclient import close_connection, open_connection, timeout_for
 from sshd_setup.transport import _ssh_option, host_key_checking_default
 
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+#: The password `sshd-setup verify -K` asked for (in this process only: never an argument or a pytest option).
+ASKED_BECOME_PASSWORD: list[str] = []
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 
 
@@ -96,10 +99,15 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
     def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
         if sudo_user not in (None, "root"):
             raise ValueError("sshd-setup's checks run as root only")
-        return become.command_as_root(command, self.entry.connection_vars.become_password is not None)
+        return become.command_as_root(command, self.become_password is not None)
+
+    @property
+    def become_password(self) -> str | None:
+        """The inventory's ansible_become_password, else the one -K asked for (as apply decides)."""
+        return self.entry.connection_vars.become_password or next(iter(ASKED_BECOME_PASSWORD), None)
 
     def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
-        password = self.entry.connection_vars.become_password
+        password = self.become_password
         if not (self.sudo and password is not None):
             return super()._exec_command(command)  # type: ignore[no-any-return]
         transport = self.client.get_transport()
