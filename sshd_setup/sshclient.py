@@ -177,7 +177,10 @@ class _Builder:
             raise InputError(self.entry.name, f"ProxyJump hop {spec!r} (from ssh_config): {exc}") from None
         hop = self.connection(host, user, port, {})
         if depth == 0:  # only the first hop's own ssh_config route applies (ssh -J rest reaches the others)
-            self.route(hop, _config_route(dict(hop.ssh_config), hop.host), depth + 1)
+            own = _config_route(dict(hop.ssh_config), hop.host)
+            if own.kind == "jump" and parse_hop(own.value.split(",")[0])[1] in (host, hop.host):
+                own = Route("direct")  # `Host 10.0.0.*` + `ProxyJump 10.0.0.1` matching the jump host itself
+            self.route(hop, own, depth + 1)
         self.secure(hop, {})
         return hop
 

@@ -326,3 +326,19 @@ def test_routes_are_built_as_ssh_builds_them(tmp_path: Path, monkeypatch: pytest
     first = second.gateway
     assert (second.host, first.host, first.user, first.port) == ("b2", "b1", "ops", 2222)
     assert first.gateway is False  # b1 is dialled directly: the first hop
+
+
+def test_a_wildcard_proxy_jump_does_not_route_the_jump_host_through_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sshd_setup.sshclient import _Builder
+
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 10.9.*\n    ProxyJump ops@10.9.0.1\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sshconfig, "SYSTEM_CONFIG", str(tmp_path / "none"))
+    inventory = inventory_with(tmp_path, ansible_host="10.9.0.7")
+    entry = load_inventory(inventory).hosts["h1"]
+    assert not goes_direct(entry)
+    target = _Builder(entry, True, 5).target()[0]
+    assert (target.gateway.host, target.gateway.user, target.gateway.gateway) == ("10.9.0.1", "ops", False)
