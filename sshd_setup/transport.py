@@ -93,23 +93,6 @@ def become_password(entry: HostEntry, options: ConnectOptions) -> str | None:
     return entry.connection_vars.become_password or options.become_password
 
 
-def _ssh_option(args: tuple[str, ...], name: str) -> str | None:
-    """The value of `-o Name=value` (or `-o Name value`) in ansible_ssh_common_args."""
-    wanted = name.lower()
-    for index, arg in enumerate(args):
-        option = None
-        if arg == "-o" and index + 1 < len(args):
-            option = args[index + 1]
-        elif arg.startswith("-o") and len(arg) > 2:
-            option = arg[2:]
-        if option is None:
-            continue
-        key, _, value = option.replace("=", " ", 1).partition(" ")
-        if key.lower() == wanted:
-            return value.strip()
-    return None
-
-
 def openssh_version(banner: str) -> str:
     """'OpenSSH_9.2p1 Debian-2+deb12u3' from 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3'; '' for anything else.
 

@@ -1,11 +1,10 @@
-"""testinfra hosts made from inventory entries: the paramiko backend, with the inventory's known_hosts.
+"""testinfra hosts made from inventory entries: the paramiko backend, connected as `sshd-setup apply` connects.
 
 testinfra's own paramiko backend (``paramiko://user@host:port?ssh_identity_file=…``) never loads a
-known_hosts file and only warns about unknown host keys. The subclass here checks host keys the way
-`sshd-setup apply` does: the files named by ``-o UserKnownHostsFile=…`` in ansible_ssh_common_args (else
-ssh's default ~/.ssh/known_hosts) plus /etc/ssh/ssh_known_hosts, strict unless ANSIBLE_HOST_KEY_CHECKING
-or ``-o StrictHostKeyChecking`` relax it. The connection itself is `sshd-setup apply`'s
-(sshd_setup.sshclient: the same route through jump hosts or a proxy command, timeouts and host keys).
+known_hosts file, only warns about unknown host keys and knows no jump host. The subclass here takes its
+connection from sshd_setup.sshclient, as apply does: the same route (jump hosts, proxy command), the same
+known_hosts files (``-o UserKnownHostsFile=…``, else ssh's defaults, plus /etc/ssh/ssh_known_hosts),
+strict unless ANSIBLE_HOST_KEY_CHECKING or ``-o StrictHostKeyChecking`` relax it, the same timeouts.
 When the inventory says become and the user is not root: `sudo -n` (never a prompt that would hang), or,
 with ansible_become_password (or `verify -K`), sudo as sshd_setup.become runs it (the password only on
 sudo's own prompt).
@@ -16,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -25,12 +23,10 @@ from testinfra.backend.paramiko import ParamikoBackend
 from sshd_setup import become
 from sshd_setup.inventory import HostEntry
 from sshd_setup.sshclient import close_connection, open_connection, timeout_for
-from sshd_setup.transport import _ssh_option, host_key_checking_default
+from sshd_setup.transport import host_key_checking_default
 
-SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 #: The password `sshd-setup verify -K` asked for (in this process only: never an argument or a pytest option).
 ASKED_BECOME_PASSWORD: list[str] = []
-DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 
 
 def uses_sudo(entry: HostEntry) -> bool:
@@ -56,23 +52,6 @@ def hostspec(entry: HostEntry) -> str:
     if uses_sudo(entry):
         query["sudo"] = "true"
     return f"paramiko://{netloc}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-
-
-def known_hosts_files(entry: HostEntry, ssh_config: dict[str, Any]) -> list[Path]:
-    named = _ssh_option(entry.ssh_args, "UserKnownHostsFile") or ssh_config.get("userknownhostsfile")
-    candidates = str(named).split() if named else list(DEFAULT_KNOWN_HOSTS)
-    files = [Path(os.path.expanduser(c)) for c in [*candidates, SYSTEM_KNOWN_HOSTS]]
-    return [f for f in files if f.is_file()]
-
-
-def host_key_policy(entry: HostEntry, checking: bool | None) -> paramiko.MissingHostKeyPolicy:
-    """Reject unknown host keys unless relaxed; a CHANGED known key is refused by paramiko either way."""
-    strict = _ssh_option(entry.ssh_args, "StrictHostKeyChecking")
-    if strict is not None and strict.lower() in ("no", "off", "accept-new"):
-        return paramiko.AutoAddPolicy()
-    if checking is None:
-        checking = host_key_checking_default()
-    return paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy()
 
 
 def make_host(entry: HostEntry, host_key_checking: bool | None = None, timeout: float = 10.0) -> Any:
