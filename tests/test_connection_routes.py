@@ -189,7 +189,12 @@ def test_every_hop_host_key_is_checked_and_the_message_names_the_file(routes: Ro
     assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
 
 
-def test_apply_and_verify_through_the_jump_host(routes: Routes, tmp_path: Path) -> None:
+def test_apply_and_verify_through_the_jump_host(
+    routes: Routes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sshd_setup.inventory import load_inventory
+    from sshd_setup.verification.target import VerifyHost
+
     tgt, bast = routes.fleet.host("tgt"), routes.fleet.host("bast")
     hosts = {"tgt": target_vars(routes, f"-o ProxyJump=root@{bast.address}")}
     inventory = routes.inventory(tmp_path / "inv.yml", hosts)
@@ -199,9 +204,17 @@ def test_apply_and_verify_through_the_jump_host(routes: Routes, tmp_path: Path) 
     assert run.host("tgt")["status"] == "changed" and "new login verified" in run.host("tgt")["reason"]
     verified = routes.run("verify", "-i", inventory, "--json")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # verify asks `sshd -T -C addr=...` about the address sshd sees: the jump host's, not ours
+    monkeypatch.setenv("HOME", str(routes.home))
+    target = VerifyHost(load_inventory(inventory).hosts["tgt"])
+    target.connect()
+    try:
+        assert target.client_address == (bast.address, tgt.address)
+    finally:
+        target.close()
     log = sshd_log(tgt, since)
     assert_reached_only_from(routes, log, bast)
-    assert log.count(f"Accepted publickey for root from {bast.address}") >= 3  # apply, guard, verify
+    assert log.count(f"Accepted publickey for root from {bast.address}") >= 4  # apply, guard, verify, here
 
 
 # ---------------------------------------------------------------- sudo passwords that must never run

@@ -131,4 +131,11 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         try:
             return str(sock.getsockname()[0]), str(sock.getpeername()[0])  # type: ignore[union-attr]
         except (AttributeError, OSError):
+            pass
+        # through a jump host or a proxy command: ask sshd (SSH_CONNECTION: client ip, port, server ip, port)
+        try:
+            _, stdout, _ = self.client.exec_command('printf %s "$SSH_CONNECTION"', timeout=self.timeout)
+            words = stdout.read().decode("utf-8", "replace").split()
+        except (OSError, EOFError, paramiko.SSHException):
             return None
+        return (words[0], words[2]) if len(words) == 4 else None
