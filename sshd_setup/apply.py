@@ -16,6 +16,7 @@ from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import load_tree
+from sshd_setup.errors import SshdSetupError
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
@@ -164,6 +165,8 @@ def _attempt(result: HostResult, work: Callable[[], None]) -> None:
         result.reason = str(exc)
     except FactsError as exc:
         result.status, result.reason = Status.FAILED, f"facts: {exc}"
+    except SshdSetupError as exc:  # e.g. an ssh_config paramiko cannot read: already one line
+        result.status, result.reason = Status.FAILED, str(exc)
     except Exception as exc:  # one host's surprise must never stop the others
         result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
 
@@ -497,7 +500,7 @@ def _facts_failure(gathered: CommandResult) -> str:
     if "incorrect password" in gathered.stderr or "Sorry, try again" in gathered.stderr:
         return "sudo refused the become password (check the password given with --ask-become-pass)"
     if "a password is required" in gathered.stderr:
-        return "sudo needs a password on this host: run with --ask-become-pass (-K)"
+        return "sudo needs a password on this host: set ansible_become_password or run with --ask-become-pass (-K)"
     return f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
 
 

@@ -108,6 +108,9 @@ QuietOption = typer.Option(False, "--quiet", "-q", help="Print problems (warning
 SeverityOption = typer.Option(
     "info", "--min-severity", help="Show findings of this severity and worse: info, warning, error."
 )
+TimeoutOption = typer.Option(
+    10.0, "--timeout", "-T", help="Seconds to wait for a host's TCP connection, SSH banner and login."
+)
 HostKeyOption = typer.Option(
     None,
     "--host-key-checking/--no-host-key-checking",
@@ -133,6 +136,7 @@ def apply(
     min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Converge every host: plan all, confirm, then validate, back up, write atomically, reload, verify."""
     from sshd_setup.commands.fleet import control_options, run_fleet
@@ -158,6 +162,7 @@ def apply(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             control=control,
+            timeout=timeout,
         )
     )
 
@@ -173,6 +178,7 @@ def check(
     min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Read-only: gather facts and report findings for every host."""
     from sshd_setup.commands.fleet import control_options, run_fleet
@@ -190,6 +196,7 @@ def check(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             control=control,
+            timeout=timeout,
         )
     )
 
@@ -208,6 +215,7 @@ def rollback(
     quiet: bool = QuietOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
     from sshd_setup.commands.fleet import control_options, run_fleet
@@ -226,6 +234,7 @@ def rollback(
             host_key_checking=host_key_checking,
             rollback_to=to,
             control=control,
+            timeout=timeout,
         )
     )
 
@@ -239,6 +248,7 @@ def verify(
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
@@ -250,6 +260,7 @@ def verify(
         allow=allow,
         host_key_checking=host_key_checking,
         forks=forks,
+        timeout=timeout,
         ask_become_pass=ask_become_pass,
     )
     raise typer.Exit(code)

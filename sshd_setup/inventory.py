@@ -29,6 +29,7 @@ from sshd_setup.ansible_inventory.sources import (
     vars_names,
 )
 from sshd_setup.ansible_inventory.textfiles import parse_yaml
+from sshd_setup.connection_vars import ConnectionVars, read_connection_vars, with_aliases
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
 from sshd_setup.core.names import check_hostname, check_user
 from sshd_setup.errors import InputError
@@ -51,6 +52,8 @@ class HostEntry:
     connection: str
     ssh_args: tuple[str, ...]
     desired: Desired
+    connection_vars: ConnectionVars = field(default_factory=ConnectionVars)
+    """Proxy, passwords, timeout, host key checking: the rest of the ansible_* connection variables."""
 
     @property
     def is_local(self) -> bool:
@@ -189,6 +192,7 @@ def load_inventory(sources: Path | Sequence[Path]) -> Inventory:
         inventory.hosts[host] = entry
         inventory.settings[host] = {key: value for key, (value, _) in settings.items()}
         inventory.warnings.extend(entry.desired.warnings)
+        inventory.warnings.extend(entry.connection_vars.warnings)
     for basedir in files.basedirs:
         for kind, known in (("group_vars", set(graph.groups)), ("host_vars", set(graph.hosts))):
             for unused in unused_vars_names(basedir, kind, known):
@@ -215,6 +219,7 @@ def _bool(value: Any, where: str, key: str) -> bool:
 
 def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any], settings: dict[str, Any]) -> HostEntry:
     where = f"{path}: host {host}"
+    hvars = with_aliases(hvars)
     address = hvars.get("ansible_host", host)
     if not isinstance(address, str) or check_hostname(address):
         raise InputError(f"{where}.ansible_host", check_hostname(str(address)) or "must be a string")
@@ -236,14 +241,9 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
     connection = hvars.get("ansible_connection", "ssh")
     if connection not in CONNECTIONS:
         raise InputError(f"{where}.ansible_connection", f"unsupported connection {connection!r} (use ssh or local)")
-    ssh_args: list[str] = []
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        value = hvars.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or "\n" in value:
-            raise InputError(f"{where}.{key}", "must be a one-line string")
-        ssh_args.extend(value.split())
+    connection_vars = read_connection_vars(hvars, where, become and (connection == "local" or user != "root"))
+    if key_file is None and connection_vars.identity_file:
+        key_file = os.path.expanduser(connection_vars.identity_file)
 
     values = {key: value for key, (value, _) in settings.items()}
     setting_where = {key: fragment_where for key, (_, fragment_where) in settings.items()}
@@ -268,8 +268,9 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
         key_file=key_file,
         become=become,
         connection=CONNECTIONS[connection],
-        ssh_args=tuple(ssh_args),
+        ssh_args=connection_vars.ssh_args,
         desired=desired,
+        connection_vars=connection_vars,
     )
 
 

@@ -22,7 +22,7 @@ from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND
 from sshd_setup.core.sshkeys import parse_public_key
 from sshd_setup.inventory import load_inventory
 from sshd_setup.verification import checks
-from sshd_setup.verification.connection import hostspec, known_hosts_files, uses_sudo
+from sshd_setup.verification.connection import hostspec, uses_sudo
 from tests.fleetrun import CliRun, sshd_setup, write_inventory
 from tests.helpers import CA_KEY, desired_from
 from tests.testhosts import Fleet, Host, HostSpec
@@ -228,7 +228,7 @@ def test_hostspec_and_known_hosts_follow_the_inventory(tmp_path: Path) -> None:
     assert hostspec(hosts["web1"]) == "paramiko://deploy@192.0.2.10:2222?ssh_identity_file=%2Fkeys%2Fid&sudo=true"
     assert uses_sudo(hosts["web1"]) and not uses_sudo(hosts["web2"])  # root needs no sudo
     assert hostspec(hosts["web2"]) == "paramiko://root@192.0.2.11"
-    assert known in known_hosts_files(hosts["web1"], {})
+    assert hosts["web1"].connection_vars.option("UserKnownHostsFile") == str(known)
 
 
 # ---------------------------------------------------------------- bad input (no hosts)

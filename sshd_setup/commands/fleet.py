@@ -27,6 +27,7 @@ from sshd_setup.output import print_lines, print_warnings
 from sshd_setup.report import GOOD, HostResult, Status, exit_code, to_json
 from sshd_setup.runcontrol import Amount, Interrupt, Live, Outcome, parse_amount, run_hosts
 from sshd_setup.sockets import Dial, start_dial
+from sshd_setup.sshclient import check_key_files, goes_direct
 from sshd_setup.transport import ConnectOptions, host_key_checking_default
 
 T = TypeVar("T")
@@ -60,14 +61,18 @@ def parse_severity(text: str) -> Severity:
         raise InputError("--min-severity", f"{text!r} is not one of info, warning, error") from None
 
 
-def connect_options(ask_become_pass: bool, host_key_checking: bool | None) -> ConnectOptions:
+def connect_options(ask_become_pass: bool, host_key_checking: bool | None, timeout: float = 10.0) -> ConnectOptions:
     password = None
     if ask_become_pass:
         if not sys.stdin.isatty():
             raise InputError("--ask-become-pass", "needs a terminal to ask for the password")
         password = getpass.getpass("BECOME password: ")
+    if not 1 <= timeout <= 3600:
+        raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
+    if password is not None and any(c in password for c in "\n\r\0"):
+        raise InputError("--ask-become-pass", "the password contains a line break or NUL")
     checking = host_key_checking_default() if host_key_checking is None else host_key_checking
-    return ConnectOptions(host_key_checking=checking, become_password=password)
+    return ConnectOptions(host_key_checking=checking, become_password=password, connect_timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ def run_fleet(
     host_key_checking: bool | None,
     rollback_to: str | None = None,
     control: Control | None = None,
+    timeout: float = 10.0,
 ) -> int:
     control = control or control_options(forks=forks, as_json=as_json)
     inv = load_inventory(inventory)
@@ -139,12 +145,13 @@ def run_fleet(
         raise InputError(
             "--yes", f"{mode} changes hosts: run it on a terminal to confirm, or pass --yes (nothing done)"
         )
+    check_key_files(hosts)
     options = RunOptions(
         dry_run=mode == "dry-run",
         check_only=mode == "check",
         reload=reload,
         allow=parse_allow(allow),
-        connect=connect_options(ask_become_pass, host_key_checking),
+        connect=connect_options(ask_become_pass, host_key_checking, timeout),
     )
     if not control.as_json:
         print_warnings(inv.warnings)
@@ -156,7 +163,9 @@ def run_fleet(
         return _report([_not_started(h.name, "declined") for h in hosts], mode, control, 0.0, declined=True)
 
     # Everything is checked: put the first hosts' TCP connections on the wire now, all at once.
-    dials = {h.name: d for h in hosts[: control.forks] if not h.is_local and (d := start_dial(h.address, h.port or 22))}
+    # Never for a host reached through a jump host or a proxy command (inventory or ~/.ssh/config).
+    direct = [h for h in hosts[: control.forks] if not h.is_local and goes_direct(h)]
+    dials = {h.name: dial for h in direct if (dial := start_dial(h.address, h.port or 22))}
     interrupt = Interrupt()
     try:
         with interrupt.installed():

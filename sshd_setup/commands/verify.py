@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sshd_setup import exitcodes
+from sshd_setup.commands.fleet import connect_options
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
 from sshd_setup.runcontrol import Interrupt
+from sshd_setup.sshclient import check_key_files
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "verification"
 PASSED, FAILED, UNREACHABLE, NOT_STARTED = "passed", "failed", "unreachable", "not-started"
@@ -158,6 +160,7 @@ def pytest_args(
     allow: list[str],
     host_key_checking: bool | None,
     workers: int = 1,
+    timeout: float = 10.0,
 ) -> list[str]:
     """workers > 1: pytest-xdist processes, each host's checks together on one of them (--dist loadgroup)."""
     parallel = ["-p", "xdist", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else ["-p", "no:xdist"]
@@ -185,6 +188,7 @@ def pytest_args(
         args += ["--sshd-setup-allow", code]
     if host_key_checking is not None:
         args += ["--sshd-setup-host-key-checking", "yes" if host_key_checking else "no"]
+    args += ["--sshd-setup-timeout", f"{timeout:g}"]
     return args
 
 
@@ -196,6 +200,7 @@ def run_verify(
     allow: list[str] | None = None,
     host_key_checking: bool | None = None,
     forks: int = 1,
+    timeout: float = 10.0,
     ask_become_pass: bool = False,
 ) -> int:
     """Verify every selected host against the inventory; print per-host results; return the exit code."""
@@ -203,6 +208,9 @@ def run_verify(
     hosts = inv.select(limit)
     if forks < 1:
         raise InputError("--forks", "must be at least 1")
+    if not 1 <= timeout <= 3600:
+        raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
+    check_key_files(hosts)
     allow = allow or []
     for value in allow:
         for code in value.split(","):
@@ -211,16 +219,15 @@ def run_verify(
     _require_pytest()
     import pytest
 
-    from sshd_setup.commands.fleet import connect_options
     from sshd_setup.verification.connection import BECOME_PASSWORD_ENV
     from sshd_setup.verification.plugin import STOP_FILE_ENV
 
-    password = connect_options(ask_become_pass, host_key_checking).become_password
+    password = connect_options(ask_become_pass, host_key_checking, timeout).become_password
     if not as_json:
         print_warnings(inv.warnings)
     collector = Collector([h.name for h in hosts])
     started = time.monotonic()
-    args = pytest_args(inventory, limit, allow, host_key_checking, _workers(forks, len(hosts)))
+    args = pytest_args(inventory, limit, allow, host_key_checking, _workers(forks, len(hosts)), timeout)
     interrupt = Interrupt(why="each started host's checks run to the end, so that its result is whole")
     # pytest captures file descriptor 2 while checks run: notices go to a copy of the real one
     with tempfile.TemporaryDirectory(prefix="sshd-setup-verify-") as scratch, _stderr_copy() as notices:

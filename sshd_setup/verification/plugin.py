@@ -76,6 +76,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["yes", "no"],
         help="check host keys against known_hosts (default: ANSIBLE_HOST_KEY_CHECKING, else yes)",
     )
+    group.addoption(
+        "--sshd-setup-timeout", dest="sshd_setup_timeout", type=float, default=10.0, help="connect timeout (s)"
+    )
 
 
 def _option(config: pytest.Config, name: str, env: str) -> Any:
@@ -186,7 +189,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[Any]:
     entry: HostEntry = request.param
     targets = request.config.stash.setdefault(_TARGETS, {})
     if entry.name not in targets:
-        verify_host = VerifyHost(entry, host_key_checking(request.config), allowed_codes(request.config))
+        verify_host = VerifyHost(
+            entry,
+            host_key_checking(request.config),
+            allowed_codes(request.config),
+            timeout=float(request.config.getoption("sshd_setup_timeout", default=10.0)),
+        )
         targets[entry.name] = verify_host
         with contextlib.suppress(HostUnreachable):  # remembered in verify_host.unreachable
             verify_host.connect()
