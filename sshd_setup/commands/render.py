@@ -30,7 +30,8 @@ def run_render(*, inventory: Path, host: str, root: Path, diff: bool, out: Path 
         return exitcodes.HOST_FAILURES
     if out is not None:
         for change in plan.files:
-            write_under(out, change.path, change.after, change.mode)
+            if not change.remove:  # a removal: simply not among the planned files
+                write_under(out, change.path, change.after, change.mode)
         print(f"wrote {len(plan.files)} planned file(s) under {out}", file=sys.stderr)
     elif diff:
         for change in plan.changes:
@@ -39,7 +40,7 @@ def run_render(*, inventory: Path, host: str, root: Path, diff: bool, out: Path 
             print(f"no change: {plan.noop_reason()}", file=sys.stderr)
     else:
         for change in plan.files:
-            sys.stdout.write(f"==> {change.path} ({change.reason})\n{change.after}")
+            sys.stdout.write(f"==> {change.path} ({change.reason})\n{'' if change.remove else change.after}")
     return exitcodes.OK
 
 
