@@ -375,8 +375,12 @@ def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
 
 
 def _blocked_reason(blocking: list[Finding]) -> str:
+    from sshd_setup.core.hostpaths import NEVER_ALLOWED
+
     first = blocking[0]
     more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    if first.code in NEVER_ALLOWED:
+        return f"{first.code}: {first.message}{more}; nothing written"
     return f"{first.code}: {first.message}{more}; allow with --allow {first.code} if intended"
 
 

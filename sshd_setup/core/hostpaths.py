@@ -47,9 +47,9 @@ def check_host_paths(desired: Desired, facts: HostFacts) -> HostPaths:
     main = desired.sshd_config
     if main in facts.links:
         main_target = facts.links[main]
-        problem = sshd_config_problem(main_target, dirs) if main_target else "it cannot be resolved"
+        problem = sshd_config_problem(main_target, dirs) if main_target else "cannot be resolved"
         if problem:
-            findings.append(_refused(main, f"sshd_config {main} is a symlink to {main_target or '?'}: {problem}"))
+            findings.append(_link_refused("sshd_config", main, main_target, problem))
         else:
             through[main] = main_target
     managed: list[tuple[str, str]] = [(desired.ca_path, "ca_path")]
@@ -57,15 +57,15 @@ def check_host_paths(desired: Desired, facts: HostFacts) -> HostPaths:
     for path, what in managed:
         target = facts.links.get(path)
         if target is not None:
-            problem = managed_file_problem(target, what, dirs) if target else "it cannot be resolved"
+            problem = managed_file_problem(target, what, dirs) if target else "cannot be resolved"
             taken = {through.get(main, main), *(through.get(p, p) for p, _ in managed if p != path)}
             meta = facts.meta.get(path)
             if not problem and target in taken:
-                problem = "another file sshd-setup manages"
+                problem = "is another file sshd-setup manages"
             if not problem and (meta is None or not meta.exists):
-                problem = "which does not exist"
+                problem = "does not exist"
             if problem:
-                findings.append(_refused(path, f"{what} {path} is a symlink to {target or '?'}: {problem}"))
+                findings.append(_link_refused(what, path, target, problem))
                 continue
             through[path] = target
         if path in facts.dirs:
@@ -101,11 +101,18 @@ def withhold_refused(facts: HostFacts, paths: HostPaths) -> None:
             facts.files[finding.path] = SnapshotEntry(None, WITHHELD)
 
 
+def _link_refused(what: str, path: str, target: str, problem: str) -> Finding:
+    """'<what> <path> is a symlink to <target>, which <problem without its own subject>'."""
+    reason = problem.removeprefix(f"{what} {target} ")
+    return _refused(path, f"{what} {path} is a symlink to {target or '?'}, which {reason}")
+
+
 def _refused(path: str, message: str) -> Finding:
     return Finding(
         PATH_REFUSED,
         Severity.ERROR,
-        message + "; sshd-setup does not write there",
-        "point the inventory at the real file (or remove the symlink) within the managed-path policy",
+        message,
+        "sshd-setup never writes there (--allow cannot change that): point the inventory at a file within the "
+        "managed-path policy, or replace the symlink by the file",
         path,
     )
