@@ -4,6 +4,7 @@ the apply script creating users and directories only after validation (run for r
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,28 @@ def test_the_apply_script_defers_users_new_directories_and_their_files() -> None
     assert deferred.splitlines()[0] == "ensure_user vm" and "make_dir /etc/ssh/principals" in deferred
     assert "stage /etc/ssh/principals/vm" in deferred and "stage /etc/ssh/principals/vm" not in rest
     assert "remove_later /etc/ssh/principals/old" in rest and rest.endswith("run_apply\n")
+
+
+def test_render_on_a_tree_whose_ca_file_links_outside_shows_nothing_of_it(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SHADOW)
+    root = tmp_path / "root"
+    (root / "etc" / "ssh").mkdir(parents=True)
+    (root / "etc" / "ssh" / "sshd_config").write_text("UsePAM yes\n")
+    (root / "etc" / "ssh" / "ca.pub").symlink_to(secret)
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        f"all:\n  vars:\n    sshd_setup:\n      ca_keys: ['{CA_KEY}']\n"
+        "  hosts:\n    web1: {ansible_host: 192.0.2.10}\n"
+    )
+    argv = ["render", "-i", str(inventory), "--host", "web1", "--root", str(root), "--diff"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sshd_setup", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert PATH_REFUSED in proc.stdout + proc.stderr and "SECRET" not in proc.stdout + proc.stderr
+    secret.write_text(f"{CA_KEY}\n")  # a link to a plain key list: still outside the tree's /etc/ssh
+    again = subprocess.run(
+        [sys.executable, "-m", "sshd_setup", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert again.returncode == 1 and PATH_REFUSED in again.stdout + again.stderr

@@ -15,7 +15,7 @@ import jinja2
 from sshd_setup.core.config import ConfigFile, parse
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.finding import Finding, Severity
-from sshd_setup.core.pathpolicy import is_our_principals_file, managed_file_problem
+from sshd_setup.core.pathpolicy import existing_ca_file_problem, is_our_principals_file, managed_file_problem
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file
 from sshd_setup.core.tree import FileSource, SourceMissing, SourceUnreadable, load_tree
 
@@ -276,12 +276,13 @@ def _foreign_ca_keys(
         return (), ""
     try:
         foreign = parse_key_file(text)
-    except InvalidKey as exc:
+    except InvalidKey:
+        # Which line, never what it says: that file may be anything (TrustedUserCAKeys /etc/shadow).
         findings.append(
             Finding(
                 "FOREIGN-CA-UNREADABLE",
                 Severity.ERROR,
-                f"cannot merge the keys of {path}: {exc}",
+                f"cannot merge the keys of {path}: {existing_ca_file_problem(text) or 'not a list of keys'}",
                 "fix that file or set foreign_ca_keys: replace",
                 current.path,
                 current.lineno,
