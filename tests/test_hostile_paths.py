@@ -229,3 +229,20 @@ def test_a_removed_mapping_removes_the_principals_file_we_wrote_only(
         host.run(f"grep -c 'existed /etc/ssh/ops-list.txt' /var/backups/sshd-setup/{backup}/manifest").stdout.strip()
         == "1"
     )
+
+
+def test_a_principals_directory_linked_to_sudoers_d_is_refused(hosts: Fleet, ca_line: str, tmp_path: Path) -> None:
+    host = hosts.host("hp1")
+    host.run("ln -s /etc/sudoers.d /etc/ssh/principals")
+    try:
+        before = _state(host) | {"sudoers.d": host.run("ls -la /etc/sudoers.d").stdout}
+        settings = {"ca_keys": [ca_line], "create_users": True, "principals": [{"user": "vm", "principals": ["jdoe"]}]}
+        inventory = write_inventory(hosts, tmp_path / "inventory.yml", settings)
+        run = sshd_setup("apply", "-i", inventory, "--limit", "hp1", "--yes", "--json")
+        assert run.returncode == 1, run.stdout + run.stderr
+        result = run.host("hp1")
+        assert result["status"] == "blocked" and "which is under /etc/sudoers.d" in result["reason"], result
+        assert _state(host) | {"sudoers.d": host.run("ls -la /etc/sudoers.d").stdout} == before
+        assert host.run("getent passwd vm", check=False).returncode != 0
+    finally:
+        host.run("rm -f /etc/ssh/principals")

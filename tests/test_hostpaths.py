@@ -74,8 +74,14 @@ def test_directories_devices_and_dangling_links_are_refused() -> None:
     assert "is a directory" in check_host_paths(desired, facts).findings[0].message
     facts = facts_of({MAIN: "Port 22\n", "/etc/ssh/ca.pub": None})
     assert "not a regular file" in check_host_paths(desired, facts).findings[0].message
-    facts = facts_of({MAIN: "Port 22\n"}, {"/etc/ssh/ca.pub": "/etc/ssh/gone.pub"})
-    assert "does not exist" in check_host_paths(desired, facts).findings[0].message
+    facts = facts_of({MAIN: "Port 22\n", "/etc/ssh/ca.pub": None}, {"/etc/ssh/ca.pub": "/etc/ssh/gone.pub"})
+    assert "not a regular file" in check_host_paths(desired, facts).findings[0].message  # a dangling link
+    lists = desired_from({"principals": [{"user": "a", "principals": ["x"]}]})
+    facts = facts_of({MAIN: "Port 22\n"}, {"/etc/ssh/principals/a": "/etc/sudoers.d/a"})  # a linked directory
+    refused = check_host_paths(lists, facts).findings
+    assert len(refused) == 1 and "symlink to /etc/sudoers.d/a, which is under /etc/sudoers.d" in refused[0].message
+    facts = facts_of({MAIN: "Port 22\n"}, {"/etc/ssh/principals/a": "/etc/ssh/gw/a"})
+    assert check_host_paths(lists, facts).real("/etc/ssh/principals/a") == "/etc/ssh/gw/a"
     facts = facts_of({MAIN: "Port 22\n", "/etc/ssh/ca.pub": ""}, {"/etc/ssh/ca.pub": "/etc/ssh/gw/ca.pub"})
     assert check_host_paths(desired, facts).real("/etc/ssh/ca.pub") == "/etc/ssh/gw/ca.pub"
 

@@ -58,12 +58,9 @@ def check_host_paths(desired: Desired, facts: HostFacts) -> HostPaths:
         target = facts.links.get(path)
         if target is not None:
             problem = managed_file_problem(target, what, dirs) if target else "cannot be resolved"
-            taken = {through.get(main, main), *(through.get(p, p) for p, _ in managed if p != path)}
-            meta = facts.meta.get(path)
+            taken = {through.get(main, main), *(facts.links.get(p, p) for p, _ in managed if p != path)}
             if not problem and target in taken:
                 problem = "is another file sshd-setup manages"
-            if not problem and (meta is None or not meta.exists):
-                problem = "does not exist"
             if problem:
                 findings.append(_link_refused(what, path, target, problem))
                 continue

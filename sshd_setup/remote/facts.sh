@@ -5,17 +5,25 @@
 # this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 r() { printf '@@%s\n' "$*"; }
-# A symlink is reported with its target (the controller judges the target by the managed-path policy and
-# never prints a refused one); what it points at is read at most LINK_MAX bytes (no /proc file, no log).
+# A path through a symlink (the file or a directory on its way) is reported with its real target: the
+# controller judges that by the managed-path policy and never prints a refused one. What it points at is
+# read at most LINK_MAX bytes (no /proc file, no log). A dangling link is unreadable, not missing.
 LINK_MAX=1048577
+haslink() {
+  p=$1
+  while [ -n "$p" ]; do [ -L "$p" ] && return 0; p=${p%/*}; done
+  return 1
+}
 sendfile() {
   case " $SEEN " in *" $1 "*) return 0;; esac
   SEEN="$SEEN $1"
-  if [ -L "$1" ]; then r "LINK $1 $(readlink -f -- "$1" 2>/dev/null)"; fi
+  linked=""
+  if haslink "$1"; then linked=1; r "LINK $1 $(readlink -f -- "$1" 2>/dev/null)"; fi
   if [ -d "$1" ]; then r "DIR $1"; return 0; fi
+  if [ -L "$1" ] && [ ! -e "$1" ]; then r "UNREADABLE $1"; return 0; fi
   if [ ! -e "$1" ]; then r "MISSING $1"; return 0; fi
   if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; NEED_GROUPS=1; return 0; fi
-  if [ -L "$1" ]; then r "FILE $1"; head -c "$LINK_MAX" < "$1" | base64; r "EOF"; return 0; fi
+  if [ -n "$linked" ]; then r "FILE $1"; head -c "$LINK_MAX" < "$1" | base64; r "EOF"; return 0; fi
   r "FILE $1"; base64 < "$1" || true; r "EOF"
 }
 # scan FILE: one awk pass printing "i:ARG" (Include), "c:ARG" (TrustedUserCAKeys) and "g:" when the
