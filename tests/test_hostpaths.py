@@ -209,3 +209,16 @@ def test_render_on_a_tree_whose_ca_file_links_outside_shows_nothing_of_it(tmp_pa
         [sys.executable, "-m", "sshd_setup", *argv], capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     assert again.returncode == 1 and PATH_REFUSED in again.stdout + again.stderr
+
+
+def test_a_failure_after_users_were_created_says_what_was_created() -> None:
+    from sshd_setup.apply import _report_failure
+    from sshd_setup.report import HostResult, Status
+    from sshd_setup.transport import CommandResult
+
+    result = HostResult("web1", Status.FAILED, "", users_created=["vm"])
+    found = {"FAIL": ["backup"], "OUTPUT": ["cannot create /var/backups/sshd-setup/x"]}
+    found |= {"DIR": ["created /etc/ssh/principals", "removed /etc/ssh/principals", "created /etc/ssh/gw"]}
+    _report_failure(result, found, CommandResult(3, "", ""))
+    assert "nothing changed" not in result.reason
+    assert result.reason.endswith("created (kept): user vm, directory /etc/ssh/gw"), result.reason
