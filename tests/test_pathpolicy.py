@@ -261,3 +261,17 @@ def test_read_bounded_limits_and_kinds(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="is not UTF-8"):
         (tmp_path / "bin").write_bytes(b"\xff\xfe")
         read_input_text(tmp_path / "bin", "x")
+
+
+def test_token_file_and_ca_fetch_output_are_bounded_reads(tmp_path: Path) -> None:
+    from sshd_setup.gateway.api import load_token
+    from sshd_setup.gateway.cli import _read_keys_file
+
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="token file is a named pipe"):
+        load_token(fifo, {})
+    with pytest.raises(InputError, match="token file is a character device"):
+        load_token(Path("/dev/zero"), {})
+    with pytest.raises(InputError, match="the existing file is a named pipe"):
+        _read_keys_file(fifo)  # ca fetch --output FIFO

@@ -44,6 +44,7 @@ import httpx
 
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_public_key
 from sshd_setup.errors import InputError, SshdSetupError
+from sshd_setup.inputfile import MAX_KEY_FILE_BYTES, NotReadable, read_bounded
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
@@ -130,7 +131,9 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> tuple[str
     if token_file is not None:
         source = f"token file {token_file}"
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
+            token = read_bounded(token_file, MAX_KEY_FILE_BYTES).decode("utf-8").strip()
+        except NotReadable as exc:  # a FIFO, a device, a huge file: one line, at once
+            raise InputError(str(token_file), f"token file {exc}") from None
         except FileNotFoundError:
             raise InputError(str(token_file), "token file does not exist") from None
         except IsADirectoryError:
