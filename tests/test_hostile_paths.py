@@ -174,6 +174,7 @@ def test_symlinked_sshd_config_is_written_through_and_stays_a_symlink(
 ) -> None:
     host = hosts.host("hp2")
     host.run("mv /etc/ssh/sshd_config /etc/ssh/sshd_config.site && ln -s sshd_config.site /etc/ssh/sshd_config")
+    original = host.read_file("/etc/ssh/sshd_config.site")
     ca = make_ca(tmp_path / "ca")
     settings = {
         "ca_keys": [ca.public_key],
@@ -192,6 +193,10 @@ def test_symlinked_sshd_config_is_written_through_and_stays_a_symlink(
     assert try_login(host, "johndoe", key, ca.sign(key, ["jdoe"])).success
     again = sshd_setup("apply", "-i", inventory, "--limit", "hp2", "--yes", "--json")
     assert again.returncode == 0 and again.host("hp2")["status"] == "unchanged", again.host("hp2")
+    undo = sshd_setup("rollback", "-i", inventory, "--limit", "hp2", "--yes", "--json")
+    assert undo.returncode == 0 and undo.host("hp2")["status"] == "changed", undo.stdout + undo.stderr
+    assert host.run("readlink /etc/ssh/sshd_config").stdout.strip() == "sshd_config.site", "rollback replaced the link"
+    assert host.read_file("/etc/ssh/sshd_config.site") == original
 
 
 def test_a_removed_mapping_removes_the_principals_file_we_wrote_only(
