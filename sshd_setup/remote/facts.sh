@@ -11,7 +11,10 @@ r() { printf '@@%s\n' "$*"; }
 LINK_MAX=1048577
 haslink() {
   p=$1
-  while [ -n "$p" ]; do [ -L "$p" ] && return 0; p=${p%/*}; done
+  while [ -n "$p" ]; do
+    [ -L "$p" ] && return 0
+    case "$p" in */*) p=${p%/*};; *) p="";; esac
+  done
   return 1
 }
 sendfile() {
