@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.hostpaths import HostPaths, check_host_paths, withhold_refused
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import load_tree
 from sshd_setup.errors import SshdSetupError
@@ -69,7 +70,10 @@ def warm_up() -> None:
 
 
 def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
-    return [f for f in findings if f.severity is Severity.ERROR and f.code not in allow]
+    from sshd_setup.core.hostpaths import NEVER_ALLOWED
+
+    allowed = allow - NEVER_ALLOWED
+    return [f for f in findings if f.severity is Severity.ERROR and f.code not in allowed]
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Assessment:
     service: ServicePlan
     backups: list[str]
     users_to_create: tuple[str, ...]
+    paths: HostPaths = field(default_factory=HostPaths)
+    """The managed-path policy on the host: refusals (findings) and symlinks written through."""
 
     @property
     def is_noop(self) -> bool:
@@ -108,11 +114,17 @@ class Assessment:
 def assess(entry: HostEntry, output: str) -> Assessment:
     """Pure part of a host's run: parse facts, plan, find problems."""
     from sshd_setup.core.findings import find_problems
-    from sshd_setup.core.plan import plan_host
+    from sshd_setup.core.plan import Plan, plan_host
     from sshd_setup.templating import environment
 
     facts, backups = parse_facts(output)
+    paths = check_host_paths(entry.desired, facts)
+    if paths.findings:  # nothing is planned, diffed or written where the policy refuses
+        withhold_refused(facts, paths)
+        return Assessment(facts, Plan(findings=paths.findings), list(paths.findings), service_plan(facts), backups, ())
     plan = plan_host(entry.desired, facts.source(), environment())
+    if any(c.remove and c.path in facts.links for c in plan.files):  # never remove a symlink we did not make
+        plan = replace(plan, files=tuple(c for c in plan.files if not (c.remove and c.path in facts.links)))
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
     for finding in find_problems(entry.desired, facts, plan):
@@ -120,7 +132,7 @@ def assess(entry: HostEntry, output: str) -> Assessment:
             findings.append(finding)
     missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
     create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
-    return Assessment(facts, plan, findings, service_plan(facts), backups, create)
+    return Assessment(facts, plan, findings, service_plan(facts), backups, create, paths)
 
 
 def _with_host(
@@ -306,7 +318,7 @@ def _assess_host(
     if blocking:
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
         return None
-    result.users_created = list(assessment.users_to_create)
+    result.users_created = list(assessment.users_to_create)  # dry-run: would be; apply: what the host says
     if assessment.is_noop:
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
         return None
@@ -329,20 +341,23 @@ def _apply_assessed(
     plan, service = assessment.plan, assessment.service
     result.status = Status.FAILED
     stamp = timestamp()
+    real = assessment.paths.real  # a symlinked managed file is written through to its target
     script = apply_script(
         timestamp=stamp,
         keep=entry.desired.backups_keep,
         reload=options.reload,
         service=service,
-        main=entry.desired.sshd_config,
+        main=real(entry.desired.sshd_config),
         directories=plan.directories,
-        files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
+        files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
+        remove=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(entry.desired.sshd_config),
     )
     applied = shell.finish(script)
     found = records(applied.stdout)
     result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
+    result.users_created = [u.split(" ", 1)[1] for u in found.get("USER", []) if u.startswith("created ")]
     if "FAIL" in found:
         _report_failure(result, found, applied)
         return
@@ -364,10 +379,20 @@ def _apply_assessed(
         seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
-    _rollback_after_guard(entry, options, transport, service, result, guard)
+    _rollback_after_guard(entry, options, transport, service, result, guard, real(entry.desired.sshd_config))
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
+    _report_failure_reason(result, found, applied)
+    made = [f"user {u}" for u in result.users_created]
+    made += [f"directory {d.split(' ', 1)[1]}" for d in found.get("DIR", []) if d.startswith("created ")]
+    removed = {d.split(" ", 1)[1] for d in found.get("DIR", []) if d.startswith("removed ")}
+    made = [m for m in made if m.split(" ", 1)[1] not in removed]
+    if made:  # never "nothing changed" while something was created
+        result.reason = result.reason.replace(", nothing changed", "") + f"; created (kept): {', '.join(made)}"
+
+
+def _report_failure_reason(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
     step = found["FAIL"][0]
     output = (found.get("OUTPUT") or [""])[0]
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
@@ -415,13 +440,12 @@ def _rollback_after_guard(
     service: ServicePlan,
     result: HostResult,
     problem: str,
+    main: str,
 ) -> None:
     if result.backup is None:
         result.reason = f"lockout guard failed ({problem}) and no backup name is known"
         return
-    script = rollback_script(
-        timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=entry.desired.sshd_config
-    )
+    script = rollback_script(timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=main)
     try:
         restored = transport.run_script(script)
     except Unreachable as exc:
@@ -456,14 +480,13 @@ def _restore(
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
     facts, backups = parse_facts(gathered.stdout)  # no plan or findings: only the service and the backups
     service = service_plan(facts)
+    main = check_host_paths(entry.desired, facts).real(entry.desired.sshd_config)
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"
         return
     restored = shell.finish(
-        rollback_script(
-            timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=entry.desired.sshd_config
-        )
+        rollback_script(timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=main)
     )
     found = records(restored.stdout)
     result.backup = target
@@ -483,16 +506,23 @@ def _restore(
 
 def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
     parts = []
-    if plan.changes:
-        parts.append(f"write {len(plan.changes)} file(s)")
+    written = [c for c in plan.changes if not c.remove]
+    if written:
+        parts.append(f"write {len(written)} file(s)")
+    if len(written) < len(plan.changes):
+        parts.append(f"remove {len(plan.changes) - len(written)} unmapped principals file(s)")
     if users:
         parts.append(f"create user(s) {', '.join(users)}")
     return " and ".join(parts)
 
 
 def _blocked_reason(blocking: list[Finding]) -> str:
+    from sshd_setup.core.hostpaths import NEVER_ALLOWED
+
     first = blocking[0]
     more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    if first.code in NEVER_ALLOWED:
+        return f"{first.code}: {first.message}{more}; nothing written"
     return f"{first.code}: {first.message}{more}; allow with --allow {first.code} if intended"
 
 

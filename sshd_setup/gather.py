@@ -87,6 +87,9 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             facts.files[rest] = SnapshotEntry(None, "permission denied or not a regular file")
         elif kind == "DIR":
             facts.dirs.add(rest)
+        elif kind == "LINK":
+            path, _, target = rest.partition(" ")
+            facts.links[path] = target
         elif kind == "SSHDV":
             facts.sshd_version_text = rest
         elif kind == "INIT":

@@ -33,6 +33,7 @@ from sshd_setup.connection_vars import ConnectionVars, read_connection_vars, wit
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
 from sshd_setup.core.names import check_hostname, check_user
 from sshd_setup.errors import InputError
+from sshd_setup.inputfile import MAX_KEY_FILE_BYTES, check_input_file, read_input_text
 
 SETTINGS_VAR = "sshd_setup"
 CONNECTIONS = {"ssh": "ssh", "smart": "ssh", "paramiko": "ssh", "local": "local"}
@@ -237,6 +238,7 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
         if not isinstance(key_file, str) or "\n" in key_file or not key_file.strip():
             raise InputError(f"{where}.ansible_ssh_private_key_file", "must be a file name")
         key_file = os.path.expanduser(key_file)
+        check_input_file(key_file, f"{where}.ansible_ssh_private_key_file")
     become = _bool(hvars.get("ansible_become", False), f"{where}.ansible_become", "ansible_become")
     connection = hvars.get("ansible_connection", "ssh")
     if connection not in CONNECTIONS:
@@ -251,14 +253,10 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
     def read_keys_file(name: str) -> tuple[str, str]:
         origin = setting_where.get("ca_keys_file", where)
         file = Path(name) if os.path.isabs(name) else path.parent / name
-        try:
-            return file.read_text(encoding="utf-8"), f"{origin}.ca_keys_file ({file})"
-        except FileNotFoundError:
-            raise InputError(f"{origin}.ca_keys_file", f"{file} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{origin}.ca_keys_file", f"cannot read {file}: {exc}") from None
+        text = read_input_text(file, f"{origin}.ca_keys_file", limit=MAX_KEY_FILE_BYTES)
+        return text, f"{origin}.ca_keys_file ({file})"
 
-    desired = build_desired(values, f"{where}: {SETTINGS_VAR}", read_keys_file)
+    desired = build_desired(values, f"{where}: {SETTINGS_VAR}", read_keys_file, setting_where)
     return HostEntry(
         name=host,
         groups=tuple(groups),

@@ -110,7 +110,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "directory of ignored files only": (_ignored_only_dir, "no inventory file"),
     "named pipe": (_fifo, "not a regular file"),
     "directory symlink loop": (_symlink_loop, "symlink loop"),
-    "named pipe in group_vars": (_vars_fifo, "web.yml: not a regular file"),
+    "named pipe in group_vars": (_vars_fifo, "web.yml: is a named pipe, not a regular file"),
     "dangling symlink": (_dangling, "no such file"),
     "host list with a bad name": (lambda tmp: ["-i", "web1,we$b,"], "host name"),
     "host list with a bad port": (lambda tmp: ["-i", "web1:0,"], "outside 1-65535"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -11,31 +10,19 @@ from typing import Any
 import yaml
 
 from sshd_setup.errors import InputError
+from sshd_setup.inputfile import MAX_INPUT_BYTES, NotReadable, read_bounded
 
-MAX_BYTES = 16 * 1024 * 1024
+MAX_BYTES = MAX_INPUT_BYTES
 
 
 def read_text(path: Path) -> str:
-    """Opened without blocking (a named pipe must not hang us), checked on the open file, read bounded."""
-    limit = f"larger than {MAX_BYTES // (1024 * 1024)} MiB"
+    """A regular file of at most 16 MiB, read without blocking (sshd_setup.inputfile), decoded as UTF-8."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_bounded(path, MAX_BYTES)
     except FileNotFoundError:
         raise InputError(str(path), "no such file") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(str(path), "not a regular file")
-        if info.st_size > MAX_BYTES:
-            raise InputError(str(path), limit)
-        try:
-            data = handle.read(MAX_BYTES + 1)
-        except OSError as exc:
-            raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise InputError(str(path), limit)
+    except NotReadable as exc:
+        raise InputError(str(path), str(exc)) from None
     return decode(data, str(path))
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sshd_setup.core.names import check_path, check_principal, check_user, principal_of
+from sshd_setup.core.pathpolicy import check_managed_dir, managed_file_problem, sshd_config_problem
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file, parse_public_key
 from sshd_setup.errors import InputError
 
@@ -37,6 +38,7 @@ SETTINGS_KEYS = (
     "flow",
     "port",
     "virtual_network",
+    "managed_dirs",
 )
 MAPPING_KEYS = ("user", "principal", "principals", "file", "any_principal")
 
@@ -74,6 +76,8 @@ class Desired:
     """The port the gateway connects to: 22 for the SSH proxy, the target criteria's port otherwise."""
     virtual_network: str | None = None
     """The gateway's virtual network holding this host's Target (``gateway targets sync``)."""
+    managed_dirs: tuple[str, ...] = ()
+    """Directories besides /etc/ssh where the CA file and principals files may live (the path policy)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def mapping_for(self, user: str) -> Mapping | None:
@@ -145,6 +149,13 @@ def check_settings_fragment(fragment: object, where: str) -> None:
             _expect(value, str, here, key)
             if not value.strip() or len(value) > 255 or not value.isprintable():
                 raise InputError(here, "virtual_network must be a virtual network's name (one printable line)")
+        elif key == "managed_dirs":
+            _expect(value, list, here, "managed_dirs")
+            for index, directory in enumerate(value):
+                _expect(directory, str, f"{here}[{index}]", "a managed directory")
+                problem = check_managed_dir(directory)
+                if problem:
+                    raise InputError(f"{here}[{index}]", problem)
         elif key == "principals":
             _expect(value, list, here, "principals")
             for index, entry in enumerate(value):
@@ -202,10 +213,12 @@ def build_desired(
     settings: MappingT[str, Any],
     where: str,
     read_keys_file: Callable[[str], tuple[str, str]],
+    origins: MappingT[str, str] | None = None,
 ) -> Desired:
     """Turn merged, fragment-checked settings into a Desired.
 
     read_keys_file(name) returns (text, display path) of a ca_keys_file; it may raise InputError.
+    origins: where each setting was written (key -> 'file: group.vars.sshd_setup'), for error lines.
     """
     warnings: list[str] = []
     keys: list[PublicKey] = [parse_public_key(line) for line in settings.get("ca_keys", [])]
@@ -267,20 +280,56 @@ def build_desired(
     ca_path = settings.get("ca_path", DEFAULT_CA_PATH)
     if ca_path in files_seen:
         raise InputError(where, f"ca_path {ca_path} is also used as a principals file")
+    managed_dirs = tuple(settings.get("managed_dirs", ()))
+    sshd_config = settings.get("sshd_config", DEFAULT_SSHD_CONFIG)
+    _check_paths(ca_path, sshd_config, mappings, managed_dirs, where, origins or {})
     return Desired(
         ca_keys=tuple(unique),
         mappings=tuple(mappings),
         ca_path=ca_path,
         allow_all=bool(settings.get("allow_all", False)),
         create_users=bool(settings.get("create_users", False)),
-        sshd_config=settings.get("sshd_config", DEFAULT_SSHD_CONFIG),
+        sshd_config=sshd_config,
         foreign_ca_keys=settings.get("foreign_ca_keys", "refuse"),
         backups_keep=int(settings.get("backups_keep", 5)),
         flow=flow,
         port=port,
         virtual_network=settings.get("virtual_network"),
+        managed_dirs=managed_dirs,
         warnings=tuple(warnings),
     )
+
+
+def _check_paths(
+    ca_path: str,
+    sshd_config: str,
+    mappings: list[Mapping],
+    managed_dirs: tuple[str, ...],
+    where: str,
+    origins: MappingT[str, str],
+) -> None:
+    """The managed-path policy on the merged settings (managed_dirs may come from another group)."""
+
+    def at(key: str) -> str:
+        return f"{origins.get(key, where)}.{key}"
+
+    problem = sshd_config_problem(sshd_config, managed_dirs)
+    if problem:
+        raise InputError(at("sshd_config"), problem)
+    problem = managed_file_problem(ca_path, "ca_path", managed_dirs)
+    if problem:
+        raise InputError(at("ca_path"), problem)
+    if ca_path == sshd_config:
+        raise InputError(at("ca_path"), f"ca_path {ca_path} is the sshd_config file itself")
+    for index, mapping in enumerate(mappings):
+        if mapping.file is None:
+            continue
+        here = f"{at('principals')}[{index}].file"
+        problem = managed_file_problem(mapping.file, "principals file", managed_dirs)
+        if problem:
+            raise InputError(here, problem)
+        if mapping.file == sshd_config:
+            raise InputError(here, f"principals file {mapping.file} is the sshd_config file itself")
 
 
 def _email_collisions(raw: list[str], where: str) -> list[str]:

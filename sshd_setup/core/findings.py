@@ -221,7 +221,7 @@ def _build_context(desired: Desired | None, facts: HostFacts, plan: Plan | None,
     if plan is not None and plan.files:
         overlay = dict(facts.files)
         for change in plan.files:
-            overlay[change.path] = SnapshotEntry(change.after)
+            overlay[change.path] = SnapshotEntry(None if change.remove else change.after)
         after = load_tree(SnapshotSource(overlay, set(facts.dirs) | set(plan.directories)), main)
     ctx = _Context(desired, facts, plan, main, before, after, vendor)
     ctx.ours_before = _managed_locations(before)

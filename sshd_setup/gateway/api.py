@@ -53,6 +53,7 @@ from sshd_setup.gateway.client import (
     describe_errors,
     result_of,
 )
+from sshd_setup.inputfile import MAX_KEY_FILE_BYTES, NotReadable, read_bounded
 
 __all__ = [
     "ALREADY_EXISTS",
@@ -141,7 +142,9 @@ def load_token(token_file: Path | None, environ: Mapping[str, str]) -> tuple[str
     if token_file is not None:
         source = f"token file {token_file}"
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
+            token = read_bounded(token_file, MAX_KEY_FILE_BYTES).decode("utf-8").strip()
+        except NotReadable as exc:  # a FIFO, a device, a huge file: one line, at once
+            raise InputError(str(token_file), f"token file {exc}") from None
         except FileNotFoundError:
             raise InputError(str(token_file), "token file does not exist") from None
         except IsADirectoryError:

@@ -1,6 +1,7 @@
 # Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD RELOAD CHECK START MAIN
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
-# then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
+# then calls: stage (per file in an existing directory), defines after_validation (users, new directories,
+# the files in them), and finally calls `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -33,8 +34,20 @@ stage() {
   fi || STAGE_FAILED="$STAGE_FAILED $1"
   STAGED="$STAGED $1"
 }
-unstage() { for t in $STAGED; do staged "$t"; rm -f "$S"; done; }
+unstage() { for t in $STAGED; do staged "$t"; rm -f "$S"; done; remove_made_dirs; }
 fail() { r "FAIL $1"; shift; [ $# -gt 0 ] && { r "OUTPUT"; printf '%s\n' "$@" | base64; r "EOF"; }; unstage; r "END"; exit 3; }
+
+# Users and directories are created only once the assembled tree validated (after_validation, generated:
+# ensure_user, make_dir and the stage lines of files in those directories). Each one is reported
+# (@@USER created / @@DIR created); a later failure removes the directories again (users are kept).
+MADE_DIRS=""
+after_validation() { :; }
+make_dir() {
+  [ -d "$1" ] && return 0
+  install -d -m 0755 -o root -g root "$1" || fail dir "cannot create directory $1"
+  MADE_DIRS="$1 $MADE_DIRS"; r "DIR created $1"
+}
+remove_made_dirs() { for d in $MADE_DIRS; do rmdir "$d" 2>/dev/null && r "DIR removed $d"; done; MADE_DIRS=""; }
 
 validate() {
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
@@ -49,7 +62,7 @@ backup() {
   BK="$BK_ROOT/$TS"; [ -e "$BK" ] && BK="$BK_ROOT/$TS-$$"
   existing=""
   dirs="$BK/files"
-  for t in $STAGED; do
+  for t in $STAGED $REMOVE; do
     [ -e "$t" ] || continue
     existing="$existing $t"
     case " $dirs " in *" $BK/files${t%/*} "*) ;; *) dirs="$dirs $BK/files${t%/*}";; esac
@@ -57,7 +70,7 @@ backup() {
   umask 077  # a new BK_ROOT and everything below it: root only (one mkdir for all)
   mkdir -p $dirs || fail backup "cannot create $BK"
   umask 022
-  for t in $STAGED; do
+  for t in $STAGED $REMOVE; do
     case " $existing " in *" $t "*) echo "existed $t";; *) echo "created $t";; esac
   done > "$BK/manifest"
   for t in $existing; do
@@ -82,8 +95,14 @@ install_staged() {
     mv -f "$S" "$t" || { restore_backup; fail install "cannot rename into $t"; }
     relabel "$t"
   done
+  remove_unmapped
   r "STEP installed"
 }
+
+# Principals files we wrote for mappings the inventory no longer has (backed up first, like any other).
+REMOVE=""
+remove_later() { REMOVE="$REMOVE $1"; }
+remove_unmapped() { for t in $REMOVE; do rm -f "$t" && r "REMOVED $t"; done; }
 
 restore_backup() {
   [ -f "$BK/manifest" ] || return 0
@@ -162,8 +181,10 @@ reload_sshd() {
 
 run_apply() {
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
-  [ -n "$STAGED" ] || DO_RELOAD=0
   validate
+  after_validation
+  [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
+  [ -n "$STAGED" ] || DO_RELOAD=0
   backup
   install_staged
   if [ "$DO_RELOAD" = 1 ]; then
