@@ -207,7 +207,7 @@ def prepare(name: str, fleet: Fleet, work: Path, ca_key: str) -> Prepared:
     settings = {"ca_keys": [ca_key], "principals": MAPPINGS}
     if name == "sshd-setup":
         inventory = write_inventory(fleet, work / "inventory.yml", settings)
-        argv = [str(BIN / "sshd-setup"), "apply", "-i", str(inventory), "--forks", n, "--json"]
+        argv = [str(BIN / "sshd-setup"), "apply", "-i", str(inventory), "--forks", n, "--json", "--yes"]
         return Prepared(argv, base_env(keep_pythonpath=True), ROOT)
     if name == "ansible":
         (work / "vars.json").write_text(json.dumps({"ca_public_key": ca_key, "principal_mappings": MAPPINGS}))

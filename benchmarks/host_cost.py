@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         host.run_nsenter(SAVE_PRISTINE)
 
         def cli(*words: str) -> Callable[[], None]:
-            argv = [ours.argv[0], *words, *ours.argv[2:]]
+            argv = [ours.argv[0], *words, *(arg for arg in ours.argv[2:] if arg != "--yes")]
             return lambda: _run(argv, ours.env, ours.cwd)
 
         def key_exchange() -> None:
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             ("authenticate", authenticate, lambda: None),
             ("login", login, lambda: None),
             ("check", cli("check"), lambda: None),
-            ("apply --no-reload", cli("apply", "--no-reload"), cli("rollback", "--no-reload")),
-            ("apply", cli("apply"), cli("rollback")),
+            ("apply --no-reload", cli("apply", "--yes", "--no-reload"), cli("rollback", "--yes", "--no-reload")),
+            ("apply", cli("apply", "--yes"), cli("rollback", "--yes")),
             ("floor", lambda: _run(floor.argv, floor.env, floor.cwd), restore_floor),
         ]
         results: dict[str, dict[str, Any]] = {}

@@ -80,7 +80,7 @@ def main() -> None:
             "sshd_setup",
             "logs",
             "decrypt",
-            "-i",
+            "-c",
             str(capture),
             "-k",
             str(key),

@@ -25,7 +25,7 @@ ssh-keygen -q -t ecdsa -b 256 -N '' -C open-ssh-ca@demo -f "$demo/gateway_ca"
 echo "== sshd-setup apply --dry-run"
 .venv/bin/sshd-setup apply -i "$demo/inventory.yml" --dry-run
 echo "== sshd-setup apply"
-.venv/bin/sshd-setup apply -i "$demo/inventory.yml"
+.venv/bin/sshd-setup apply --yes -i "$demo/inventory.yml"
 
 echo "== a certificate for principal jdoe logs in as johndoe"
 ssh-keygen -q -t ed25519 -N '' -f "$demo/jdoe"
@@ -35,4 +35,4 @@ ssh -F /dev/null -i "$demo/jdoe" -o CertificateFile="$demo/jdoe-cert.pub" -o Ide
     -o UserKnownHostsFile="$demo/known_hosts" "johndoe@$address" 'echo "logged in as $(id -un) on $(hostname)"'
 
 echo "== sshd-setup apply (again: nothing to do)"
-.venv/bin/sshd-setup apply -i "$demo/inventory.yml"
+.venv/bin/sshd-setup apply --yes -i "$demo/inventory.yml"

@@ -11,5 +11,13 @@ echo "== ruff"
 .venv/bin/ruff format --check sshd_setup tests benchmarks
 echo "== mypy (strict on sshd_setup/)"
 .venv/bin/mypy
+echo "== ansible-test sanity (collection/: offline, no Docker)"
+sanity_log="$(mktemp)"
+if ! ./scripts/collection-sanity.sh >"$sanity_log" 2>&1; then
+    grep -E "^(ERROR|FATAL)" "$sanity_log" || tail -40 "$sanity_log"
+    exit 1
+fi
+grep -c '^Running sanity test' "$sanity_log" | sed 's/$/ sanity tests passed/'
+rm -f "$sanity_log"
 echo "== pytest"
 .venv/bin/pytest -p no:cacheprovider "$@"

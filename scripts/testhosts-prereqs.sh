@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what the integration tests' test hosts (tests/testhosts) need on a fresh Debian 12 machine.
-# Run as root. Idempotent: installs only what is missing, rewrites nothing that is already right.
+# Run as root. Idempotent: installs only what is missing. Lasting changes: only the packages it installs
+# (a policy-rc.d forbidding daemon starts exists only while apt runs; see README "What the scripts change").
 #
 #   sudo scripts/testhosts-prereqs.sh            # then: python -m tests.testhosts check
 set -eu
@@ -10,22 +11,22 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-# 1. No package may start a daemon on this machine: openssh-server's postinst would otherwise start
-#    an sshd here (the service manager may not be systemd). policy-rc.d exiting 101 forbids it.
-#    This must be in place BEFORE openssh-server is installed.
 policy=/usr/sbin/policy-rc.d
-if ! { [ -x "$policy" ] && grep -qx 'exit 101' "$policy"; }; then
-    if [ -e "$policy" ] && [ ! -e "$policy.orig-sshd-setup" ]; then
-        cp -p "$policy" "$policy.orig-sshd-setup"
-    fi
-    printf '#!/bin/sh\n# Written by sshd-setup scripts/testhosts-prereqs.sh: never start daemons on install.\nexit 101\n' \
-        > "$policy.tmp"
-    chmod 0755 "$policy.tmp"
-    mv -f "$policy.tmp" "$policy"
-    echo "testhosts-prereqs: wrote $policy (exit 101)"
+marker='# Written by sshd-setup scripts/testhosts-prereqs.sh'
+saved="$policy.orig-sshd-setup"
+
+# 0. Undo what older versions of this script left behind for good: a policy-rc.d forbidding every daemon
+#    start (exit 101) and a sysctl.d file. The live kernel limits are the harness's business now.
+if [ -f "$policy" ] && grep -qF "$marker" "$policy"; then
+    if [ -e "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+    echo "testhosts-prereqs: removed the $policy an older version left (exit 101)"
+fi
+if [ -f /etc/sysctl.d/90-sshd-setup-testhosts.conf ]; then
+    rm -f /etc/sysctl.d/90-sshd-setup-testhosts.conf
+    echo "testhosts-prereqs: removed /etc/sysctl.d/90-sshd-setup-testhosts.conf (an older version's)"
 fi
 
-# 2. Packages: debootstrap builds the hosts' root filesystems, systemd-container boots them,
+# 1. Packages: debootstrap builds the hosts' root filesystems, systemd-container boots them,
 #    openssh-server/-client give sshd/ssh/ssh-keygen, iproute2 the bridge, util-linux nsenter/unshare.
 missing=""
 for pkg in debootstrap systemd-container openssh-server openssh-client iproute2 util-linux; do
@@ -34,34 +35,31 @@ for pkg in debootstrap systemd-container openssh-server openssh-client iproute2 
     fi
 done
 if [ -n "$missing" ]; then
-    echo "testhosts-prereqs: installing$missing"
+    # 2. No package may start a daemon on this machine WHILE we install: openssh-server's postinst would
+    #    otherwise start an sshd here. A policy-rc.d exiting 101 forbids it, for this apt run only; the
+    #    machine's own policy-rc.d (if any) is put back afterwards, even when apt fails.
+    if [ -e "$policy" ]; then cp -p "$policy" "$saved"; fi
+    restore_policy() {
+        if [ -e "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+    }
+    trap restore_policy EXIT INT TERM
+    printf '#!/bin/sh\n%s while it installs packages; removed afterwards.\nexit 101\n' "$marker" > "$policy.tmp"
+    chmod 0755 "$policy.tmp"
+    mv -f "$policy.tmp" "$policy"
+    echo "testhosts-prereqs: installing$missing (daemon starts forbidden meanwhile: $policy, exit 101)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update
     # shellcheck disable=SC2086  # word splitting of the package list is intended
     apt-get install -y --no-install-recommends $missing
+    restore_policy
+    trap - EXIT INT TERM
+    echo "testhosts-prereqs: $policy put back as it was"
 else
     echo "testhosts-prereqs: packages already installed"
 fi
 
-# 3. Kernel limits: with the default fs.inotify.max_user_instances (128), containers booting in
-#    parallel die with "Failed to allocate manager object". Only ever raise, never lower.
-conf=/etc/sysctl.d/90-sshd-setup-testhosts.conf
-printf '# sshd-setup test hosts (systemd-nspawn): many systemd instances need many inotify instances.\nfs.inotify.max_user_instances = 8192\nfs.inotify.max_user_watches = 1048576\n' \
-    > "$conf.tmp"
-if ! cmp -s "$conf.tmp" "$conf" 2>/dev/null; then
-    mv -f "$conf.tmp" "$conf"
-else
-    rm -f "$conf.tmp"
-fi
-raise() {
-    current=$(cat "/proc/sys/$(echo "$1" | tr . /)")
-    if [ "$current" -lt "$2" ]; then
-        sysctl -q -w "$1=$2"
-        echo "testhosts-prereqs: $1 $current -> $2"
-    fi
-}
-raise fs.inotify.max_user_instances 8192
-raise fs.inotify.max_user_watches 1048576
+# 3. Kernel limits (inotify instances for many booting systemds) are raised by the harness itself while
+#    test hosts run and put back when the last fleet stops (tests/testhosts/fleet.py).
 
 # 4. Sanity: what the harness itself checks before booting anything.
 for tool in systemd-nspawn debootstrap ssh ssh-keygen ip nsenter unshare; do

@@ -9,22 +9,24 @@ import base64
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.hostpaths import HostPaths, check_host_paths, withhold_refused
 from sshd_setup.core.pending import Pending, pending_state
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
+from sshd_setup.errors import SshdSetupError
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
 from sshd_setup.report import FileReport, HostResult, Status
 from sshd_setup.sockets import Dial
-from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Unreachable, connect
+from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Transports, Unreachable, connect
 
 if TYPE_CHECKING:
     from sshd_setup.core.plan import Plan
@@ -40,6 +42,8 @@ class RunOptions:
     reload: bool = True
     allow: frozenset[str] = frozenset()
     connect: ConnectOptions = field(default_factory=ConnectOptions)
+    transports: Transports | None = field(default=None, compare=False, repr=False)
+    """How to reach the host (None: our own SSH connections); e.g. Ansible's connection (sshd_setup/delegated.py)."""
 
 
 def timestamp() -> str:
@@ -69,7 +73,10 @@ def warm_up() -> None:
 
 
 def _blocking(findings: list[Finding], allow: frozenset[str]) -> list[Finding]:
-    return [f for f in findings if f.severity is Severity.ERROR and f.code not in allow]
+    from sshd_setup.core.hostpaths import NEVER_ALLOWED
+
+    allowed = allow - NEVER_ALLOWED
+    return [f for f in findings if f.severity is Severity.ERROR and f.code not in allowed]
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class Assessment:
     service: ServicePlan
     backups: list[str]
     users_to_create: tuple[str, ...]
+    paths: HostPaths = field(default_factory=HostPaths)
+    """The managed-path policy on the host: refusals (findings) and symlinks written through."""
     pending: Pending = field(default_factory=lambda: Pending(None))
     """Has the running sshd loaded the files on disk? (a reload is due when not)"""
     main: str = ""
@@ -131,15 +140,23 @@ def login_user(entry: HostEntry, transport: Transport | None = None) -> str:
 def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
     """Pure part of a host's run: parse facts, plan, find problems. login: the user sshd-setup logs in as."""
     from sshd_setup.core.findings import find_problems
-    from sshd_setup.core.plan import plan_host
+    from sshd_setup.core.plan import Plan, plan_host
     from sshd_setup.templating import environment
 
     facts, backups = parse_facts(output)
     facts.login_user = login
     desired = _followed_desired(entry.desired, facts)
+    paths = check_host_paths(desired, facts)
+    if paths.findings:  # nothing is planned, diffed or written where the policy refuses
+        withhold_refused(facts, paths)
+        refused = Plan(findings=paths.findings)
+        service = service_plan(facts)
+        return Assessment(facts, refused, list(paths.findings), service, backups, (), main=desired.sshd_config)
     from sshd_setup.core.filemodes import converge_modes
 
     plan = converge_modes(plan_host(desired, facts.source(), environment()), facts)
+    if any(c.remove and c.path in facts.links for c in plan.files):  # never remove a symlink we did not make
+        plan = replace(plan, files=tuple(c for c in plan.files if not (c.remove and c.path in facts.links)))
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
     for finding in find_problems(desired, facts, plan):
@@ -151,7 +168,9 @@ def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
 
     tree = load_tree(facts.source(), desired.sshd_config)
     pending = pending_state(facts, tree, pid_file(tree)) if facts.complete else Pending(None)
-    return Assessment(facts, plan, findings, service_plan(facts), backups, create, pending, desired.sshd_config)
+    return Assessment(
+        facts, plan, findings, service_plan(facts), backups, create, paths, pending=pending, main=desired.sshd_config
+    )
 
 
 def _followed_desired(desired: Desired, facts: HostFacts) -> Desired:
@@ -174,17 +193,15 @@ def _with_host(
     started = time.monotonic()
     result = HostResult(entry.name, Status.FAILED, "")
     transport: Transport | None = None
-    try:
-        transport = connect(entry, options.connect, dial)
+
+    def connected() -> None:
+        nonlocal transport
+        transport = _connect(entry, options, dial)
         result.connections = 1
         work(transport, result)
-    except Unreachable as exc:
-        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
-        result.reason = str(exc)
-    except FactsError as exc:
-        result.status, result.reason = Status.FAILED, f"facts: {exc}"
-    except Exception as exc:  # one host's surprise must never stop the others
-        result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+
+    try:
+        _attempt(result, connected)
     finally:
         if transport is not None:
             result.round_trips += transport.round_trips
@@ -193,27 +210,155 @@ def _with_host(
     return result
 
 
-def run_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None) -> HostResult:
+def _connect(entry: HostEntry, options: RunOptions, dial: Dial | None = None, *, new_login: bool = False) -> Transport:
+    """The host's connection, or (new_login) a NEW login for the lockout guard, never a channel of an old one."""
+    if options.transports is None:
+        return connect(entry, options.connect, dial)
+    if new_login:
+        return options.transports.new_login(entry, options.connect)
+    return options.transports.session(entry, options.connect)
+
+
+def _attempt(result: HostResult, work: Callable[[], None]) -> None:
+    """Run one step of a host's work; every failure becomes the host's result (one host never stops others)."""
+    try:
+        work()
+    except Unreachable as exc:
+        result.status = Status.UNREACHABLE if result.connections == 0 else Status.FAILED
+        result.reason = str(exc)
+    except FactsError as exc:
+        result.status, result.reason = Status.FAILED, f"facts: {exc}"
+    except SshdSetupError as exc:  # e.g. an ssh_config paramiko cannot read: already one line
+        result.status, result.reason = Status.FAILED, str(exc)
+    except Exception as exc:  # one host's surprise must never stop the others
+        result.status, result.reason = Status.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+
+
+Proceed = Callable[[], bool]
+"""Asked between a host's assessment and its first write: False stops it there (Ctrl-C), nothing changed."""
+INTERRUPTED_BEFORE_CHANGE = "interrupted after its assessment, before any change"
+
+
+def run_host(
+    entry: HostEntry, options: RunOptions, dial: Dial | None = None, proceed: Proceed | None = None
+) -> HostResult:
     """dial: this host's first TCP connection, already started by the caller (or None)."""
-    return _with_host(entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result))
+    return _with_host(
+        entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result, proceed)
+    )
 
 
-def _pipeline(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult) -> None:
+def _pipeline(
+    entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, proceed: Proceed | None
+) -> None:
     shell = transport.shell()  # facts and the apply script go to the same sh: one session, not two
     try:
-        _converge(entry, options, transport, shell, result)
+        assessment = _assess_host(entry, options, transport, shell, result)
+        if assessment is None:
+            return
+        if proceed is not None and not proceed():
+            result.status, result.reason = Status.NOT_STARTED, INTERRUPTED_BEFORE_CHANGE
+            return
+        _apply_assessed(entry, options, transport, shell, result, assessment)
     finally:
         shell.close()
 
 
-def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult) -> None:
+@dataclass
+class HeldHost:
+    """A host assessed for a confirmed apply: its connection and sh stay open until apply() or release().
+
+    Its facts are read once; a held host whose connection was not kept (keep_open=False) reconnects and
+    applies the same assessment (the apply script's own checks make that gap safe).
+    """
+
+    entry: HostEntry
+    options: RunOptions
+    result: HostResult
+    assessment: Assessment | None = None
+    transport: Transport | None = None
+    shell: Shell | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Assessed, needs a change, not yet applied."""
+        return self.assessment is not None
+
+    def apply(self) -> HostResult:
+        started = time.monotonic()
+        assessment, result = self.assessment, self.result
+        if assessment is None:
+            return result
+
+        def write() -> None:
+            if self.transport is None:
+                self.transport = connect(self.entry, self.options.connect)
+                result.connections += 1
+            if self.shell is None:
+                self.shell = self.transport.shell()
+            _apply_assessed(self.entry, self.options, self.transport, self.shell, result, assessment)
+
+        try:
+            _attempt(result, write)
+        finally:
+            self.assessment = None
+            self._close()
+            result.seconds += time.monotonic() - started
+        return result
+
+    def release(self, reason: str) -> HostResult:
+        """Do not apply: close the connection, report the host not started."""
+        if self.assessment is not None:
+            self.result.status, self.result.reason = Status.NOT_STARTED, reason
+            self.assessment = None
+        self._close()
+        return self.result
+
+    def _close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        if self.transport is not None:
+            self.result.round_trips += self.transport.round_trips
+            self.transport.close()
+            self.transport = None
+
+
+def hold_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None, keep_open: bool = True) -> HeldHost:
+    """Connect and assess (facts, plan, findings); keep the connection when the host needs a change."""
+    started = time.monotonic()
+    held = HeldHost(entry, options, HostResult(entry.name, Status.FAILED, ""))
+
+    def assess_it() -> None:
+        held.transport = _connect(entry, options, dial)
+        held.result.connections = 1
+        held.shell = held.transport.shell()
+        held.assessment = _assess_host(entry, options, held.transport, held.shell, held.result)
+
+    try:
+        _attempt(held.result, assess_it)
+    finally:
+        if not held.pending or not keep_open:
+            held._close()
+        held.result.seconds = time.monotonic() - started
+    if held.assessment is not None:  # shown in the plan as a dry-run would show it
+        held.result.status = Status.WOULD_CHANGE
+        pending = held.assessment.pending.needs_reload and options.reload
+        held.result.reason = "would " + _change_summary(held.assessment.plan, held.assessment.users_to_create, pending)
+    return held
+
+
+def _assess_host(
+    entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult
+) -> Assessment | None:
+    """Facts (one round trip), plan and findings; the result is final unless an Assessment comes back."""
     login = login_user(entry, transport)
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
-        return
+        return None
     assessment = assess(entry, gathered.stdout, login)
-    plan, findings, service = assessment.plan, assessment.findings, assessment.service
+    plan, findings = assessment.plan, assessment.findings
     result.findings = findings
     from sshd_setup.diffing import unified_diff
 
@@ -222,31 +367,48 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
     if options.check_only:
         result.status = Status.BLOCKED if blocking else Status.CHECKED
         result.reason = _blocked_reason(blocking) if blocking else "no error findings"
-        return
+        return None
     if blocking:
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
-        return
-    result.users_created = list(assessment.users_to_create)
+        return None
+    result.users_created = list(assessment.users_to_create)  # dry-run: would be; apply: what the host says
     pending = assessment.pending
     reload_pending = pending.needs_reload and options.reload
     if assessment.is_noop or (not reload_pending and plan.is_noop and not assessment.users_to_create):
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
         if pending.needs_reload:
             result.reason += f"; sshd has not loaded {pending.describe()} (--no-reload: not reloaded)"
-        return
+        return None
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
         result.reason = "would " + _change_summary(plan, assessment.users_to_create, reload_pending)
-        return
+        return None
+    return assessment
+
+
+def _apply_assessed(
+    entry: HostEntry,
+    options: RunOptions,
+    transport: Transport,
+    shell: Shell,
+    result: HostResult,
+    assessment: Assessment,
+) -> None:
+    """Write, validate, reload, guard (or roll back): from here on the host runs to a safe end."""
+    plan, service = assessment.plan, assessment.service
+    result.status = Status.FAILED
+    reload_pending = assessment.pending.needs_reload and options.reload  # sshd has not loaded the files
     stamp = timestamp()
+    real = assessment.paths.real  # a symlinked managed file is written through to its target
     script = apply_script(
         timestamp=stamp,
         keep=entry.desired.backups_keep,
         reload=options.reload,
         service=service,
-        main=assessment.main,
+        main=real(assessment.main),
         directories=plan.directories,
-        files=[(c.path, c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes],
+        files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
+        remove=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(assessment.main),
         force_reload=reload_pending,
@@ -255,6 +417,7 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
     applied = shell.finish(script)
     found = records(applied.stdout)
     result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
+    result.users_created = [u.split(" ", 1)[1] for u in found.get("USER", []) if u.startswith("created ")]
     if "FAIL" in found:
         _report_failure(result, found, applied)
         return
@@ -276,10 +439,20 @@ def _converge(entry: HostEntry, options: RunOptions, transport: Transport, shell
         seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
-    _rollback_after_guard(entry, options, transport, service, result, guard, assessment.main)
+    _rollback_after_guard(entry, options, transport, service, result, guard, real(assessment.main))
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
+    _report_failure_reason(result, found, applied)
+    made = [f"user {u}" for u in result.users_created]
+    made += [f"directory {d.split(' ', 1)[1]}" for d in found.get("DIR", []) if d.startswith("created ")]
+    removed = {d.split(" ", 1)[1] for d in found.get("DIR", []) if d.startswith("removed ")}
+    made = [m for m in made if m.split(" ", 1)[1] not in removed]
+    if made:  # never "nothing changed" while something was created
+        result.reason = result.reason.replace(", nothing changed", "") + f"; created (kept): {', '.join(made)}"
+
+
+def _report_failure_reason(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
     step = found["FAIL"][0]
     output = (found.get("OUTPUT") or [""])[0]
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
@@ -305,7 +478,7 @@ def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
     problem = "not tried"
     while time.monotonic() < deadline:
         try:
-            fresh = connect(entry, options.connect)
+            fresh = _connect(entry, options, new_login=True)
         except Unreachable as exc:  # sshd refuses connections for a few ms around a reload
             problem = str(exc)
             time.sleep(0.05)
@@ -370,6 +543,7 @@ def _restore(
     facts, backups = parse_facts(gathered.stdout)  # no plan or findings: only the service and the backups
     main = _followed_desired(entry.desired, facts).sshd_config
     service = service_plan(facts)
+    main = check_host_paths(entry.desired, facts).real(entry.desired.sshd_config)
     target = to or (sorted(backups)[-1] if backups else None)
     if target is None or target not in backups:
         result.reason = f"no backup {to} on this host" if to else "no backup on this host"
@@ -395,8 +569,11 @@ def _restore(
 
 def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = False) -> str:
     parts = []
-    if plan.changes:
-        parts.append(f"write {len(plan.changes)} file(s)")
+    written = [c for c in plan.changes if not c.remove]
+    if written:
+        parts.append(f"write {len(written)} file(s)")
+    if len(written) < len(plan.changes):
+        parts.append(f"remove {len(plan.changes) - len(written)} unmapped principals file(s)")
     if users:
         parts.append(f"create user(s) {', '.join(users)}")
     if reload_pending and not plan.changes:
@@ -405,8 +582,12 @@ def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = F
 
 
 def _blocked_reason(blocking: list[Finding]) -> str:
+    from sshd_setup.core.hostpaths import NEVER_ALLOWED
+
     first = blocking[0]
     more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    if first.code in NEVER_ALLOWED:
+        return f"{first.code}: {first.message}{more}; nothing written"
     return f"{first.code}: {first.message}{more}; allow with --allow {first.code} if intended"
 
 
@@ -414,7 +595,7 @@ def _facts_failure(gathered: CommandResult) -> str:
     if "incorrect password" in gathered.stderr or "Sorry, try again" in gathered.stderr:
         return "sudo refused the become password (check the password given with --ask-become-pass)"
     if "a password is required" in gathered.stderr:
-        return "sudo needs a password on this host: run with --ask-become-pass (-K)"
+        return "sudo needs a password on this host: set ansible_become_password or run with --ask-become-pass (-K)"
     return f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
 
 

@@ -10,23 +10,54 @@ import typer
 from sshd_setup import exitcodes
 from sshd_setup.errors import SshdSetupError
 from sshd_setup.gateway.cli import app as ca_app
+from sshd_setup.gateway.infra_cli import gateway_app, key_app
 from sshd_setup.sessionlog.cli import app as logs_app
 
 app = typer.Typer(
     name="sshd-setup",
     help="Make OpenSSH servers trust a gateway's SSH certificate authority: plan, check, apply, verify.",
     no_args_is_help=True,
+    epilog="Example: sshd-setup check -i inventory.yml, then sshd-setup apply -i inventory.yml --dry-run",
     add_completion=False,
     # Never print locals in tracebacks: they may hold API tokens or key material.
     pretty_exceptions_enable=False,
 )
 app.add_typer(ca_app, name="ca")
 app.add_typer(logs_app, name="logs")
+app.add_typer(gateway_app, name="gateway")
+logs_app.add_typer(key_app, name="key")
 
-InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible-style inventory (YAML or INI).")
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"sshd-setup {version('sshd-setup')}")
+        except PackageNotFoundError:
+            typer.echo("sshd-setup (not installed: version unknown)")
+        raise typer.Exit(0)
 
 
-@app.command()
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Make OpenSSH servers trust a gateway's SSH certificate authority: plan, check, apply, verify."""
+
+
+InventoryOption = typer.Option(..., "--inventory", "-i", help="Ansible inventory: a file or a directory.")
+InventoriesOption = typer.Option(
+    ...,
+    "--inventory",
+    "-i",
+    help="Ansible inventory: a file (YAML, INI, JSON, executable script) or a directory; repeat to merge, in order.",
+)
+
+
+@app.command(epilog="Example: sshd-setup render -i inventory.yml --host web1 --root ./web1-etc-copy --diff")
 def render(
     inventory: Path = InventoryOption,
     host: str = typer.Option(..., "--host", help="Inventory host whose desired state to plan."),
@@ -40,7 +71,9 @@ def render(
     raise typer.Exit(run_render(inventory=inventory, host=host, root=root, diff=diff, out=out))
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup lint --root ./copy-of-a-host  (or: sshd-setup lint -i inventory.yml --host web1)"
+)
 def lint(
     path: str | None = typer.Argument(
         None, help="Main sshd_config to check (default /etc/ssh/sshd_config; with --root, a path inside ROOT)."
@@ -58,12 +91,25 @@ def lint(
     raise typer.Exit(run_lint(path=path, root=root, json_output=json_output, inventory=inventory, host=host))
 
 
-LimitOption = typer.Option(None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y.")
+LimitOption = typer.Option(
+    None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y, ~regex, web[0:2], @file."
+)
 ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
 YesOption = typer.Option(
     False, "--yes", "-y", help="Do not ask for confirmation before changing hosts (needed without a terminal)."
+)
+SerialOption = typer.Option(None, "--serial", help="Work in batches of N hosts or N% (the first batch is the canary).")
+MaxFailOption = typer.Option(
+    None, "--max-fail", help="Stop before the next batch once more than N hosts (or N% of those done) failed."
+)
+QuietOption = typer.Option(False, "--quiet", "-q", help="Print problems (warnings, errors) and the summary only.")
+SeverityOption = typer.Option(
+    "info", "--min-severity", help="Show findings of this severity and worse: info, warning, error."
+)
+TimeoutOption = typer.Option(
+    10.0, "--timeout", "-T", help="Seconds to wait for a host's TCP connection, SSH banner and login."
 )
 HostKeyOption = typer.Option(
     None,
@@ -72,22 +118,38 @@ HostKeyOption = typer.Option(
 )
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup apply -i inventory.yml --dry-run, then sshd-setup apply -i inventory.yml --serial 2"
+)
 def apply(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     dry_run: bool = typer.Option(False, "--dry-run", "--check-mode", help="Show findings and diffs; change nothing."),
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Let a host with this error finding code proceed."),
     no_reload: bool = typer.Option(False, "--no-reload", help="Write and validate only; do not reload sshd."),
     yes: bool = YesOption,
+    serial: str | None = SerialOption,
+    max_fail: str | None = MaxFailOption,
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+    min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
-    """Converge every host: findings, validate the assembled tree, back up, write atomically, reload, verify."""
-    from sshd_setup.commands.fleet import run_fleet
+    """Converge every host: plan all, confirm, then validate, back up, write atomically, reload, verify."""
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(
+        forks=forks,
+        serial=serial,
+        max_fail=max_fail,
+        yes=yes or dry_run,
+        as_json=as_json,
+        quiet=quiet,
+        min_severity=min_severity,
+    )
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -99,23 +161,29 @@ def apply(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            control=control,
+            timeout=timeout,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup check -i inventory.yml -l webservers -q")
 def check(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     forks: int = ForksOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code."),
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+    min_severity: str = SeverityOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Read-only: gather facts and report findings for every host."""
-    from sshd_setup.commands.fleet import run_fleet
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(forks=forks, as_json=as_json, quiet=quiet, min_severity=min_severity)
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -127,25 +195,32 @@ def check(
             as_json=as_json,
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
+            control=control,
+            timeout=timeout,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup rollback -i inventory.yml -l web1 --yes")
 def rollback(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
     to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
     forks: int = ForksOption,
     no_reload: bool = typer.Option(False, "--no-reload", help="Restore files only; do not reload sshd."),
     yes: bool = YesOption,
+    serial: str | None = SerialOption,
+    max_fail: str | None = MaxFailOption,
     as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
     ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
-    from sshd_setup.commands.fleet import run_fleet
+    from sshd_setup.commands.fleet import control_options, run_fleet
 
+    control = control_options(forks=forks, serial=serial, max_fail=max_fail, yes=yes, as_json=as_json, quiet=quiet)
     raise typer.Exit(
         run_fleet(
             inventory=inventory,
@@ -158,22 +233,60 @@ def rollback(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             rollback_to=to,
+            control=control,
+            timeout=timeout,
         )
     )
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup verify -i inventory.yml --forks 20 --json")
 def verify(
-    inventory: Path = InventoryOption,
+    inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
+    forks: int = ForksOption,
     as_json: bool = JsonOption,
     allow: list[str] = typer.Option([], "--allow", help="Do not count this error finding code (as for check)."),
+    ask_become_pass: bool = BecomeOption,
     host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
 ) -> None:
     """Prove every host matches the inventory: the testinfra verification suite, read-only."""
     from sshd_setup.commands.verify import run_verify
 
-    raise typer.Exit(run_verify(inventory, limit, as_json, allow=allow, host_key_checking=host_key_checking))
+    code = run_verify(
+        inventory,
+        limit,
+        as_json,
+        allow=allow,
+        host_key_checking=host_key_checking,
+        forks=forks,
+        timeout=timeout,
+        ask_become_pass=ask_become_pass,
+    )
+    raise typer.Exit(code)
+
+
+@app.command(
+    "inventory",
+    epilog="Example: sshd-setup inventory -i inventories/ --graph, or sshd-setup inventory -i inv.yml --host web1",
+)
+def inventory_command(
+    inventory: list[Path] = InventoriesOption,
+    list_: bool = typer.Option(False, "--list", help="All groups and hosts as ansible-inventory --list (default)."),
+    host: str | None = typer.Option(None, "--host", help="One host's variables, as ansible-inventory --host."),
+    graph: bool = typer.Option(False, "--graph", help="The group tree, as ansible-inventory --graph."),
+    group: str | None = typer.Argument(None, help="With --graph: the group to start at (default all)."),
+    limit: str | None = LimitOption,
+) -> None:
+    """Show the inventory exactly as apply reads it (ansible-inventory's JSON shape; `sshd_setup` merged as we do)."""
+    from sshd_setup.commands.inventory import run_inventory
+    from sshd_setup.errors import InputError
+
+    if sum((list_, host is not None, graph)) > 1:
+        raise InputError("--list/--host/--graph", "give only one of them")
+    if group is not None and not graph:
+        raise InputError(group, "a group argument goes with --graph only")
+    raise typer.Exit(run_inventory(inventory=inventory, limit=limit, host=host, graph=graph, group=group))
 
 
 def main() -> None:
@@ -182,6 +295,6 @@ def main() -> None:
     except SshdSetupError as exc:
         print(f"sshd-setup: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a fleet run's own handling (which prints its summary)
         print("sshd-setup: interrupted", file=sys.stderr)
-        sys.exit(exitcodes.HOST_FAILURES)
+        sys.exit(exitcodes.INTERRUPTED)

@@ -14,7 +14,7 @@ def unified_diff(change: FileChange) -> str:
         before,
         after,
         fromfile=change.path if change.before is not None else "/dev/null",
-        tofile=change.path,
+        tofile="/dev/null" if change.remove else change.path,
     )
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 

@@ -3,6 +3,8 @@
 0  every host converged (or would, in dry-run) / every check passed
 1  at least one host blocked, failed, unreachable, or a check failed
 2  bad usage or bad input; nothing was contacted and nothing changed
+   (also: apply without a terminal to confirm on and without --yes)
+130 interrupted (Ctrl-C): hosts in flight were finished, the rest not started
 """
 
 from __future__ import annotations
@@ -10,3 +12,4 @@ from __future__ import annotations
 OK = 0
 HOST_FAILURES = 1
 BAD_INPUT = 2
+INTERRUPTED = 130

@@ -97,6 +97,9 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             facts.files[rest] = SnapshotEntry(None, "permission denied or not a regular file")
         elif kind == "DIR":
             facts.dirs.add(rest)
+        elif kind == "LINK":
+            path, _, target = rest.partition(" ")
+            facts.links[path] = target
         elif kind == "SSHDV":
             facts.sshd_version_text = rest
         elif kind == "INIT":
@@ -132,8 +135,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
             unit_files[name] = state
         elif kind in ("EXEC", "ENVFILE"):
             unit, _, value = rest.partition(" ")
-            target = facts.unit_exec if kind == "EXEC" else facts.unit_env_files
-            target.setdefault(unit, []).append(value.strip())
+            by_unit = facts.unit_exec if kind == "EXEC" else facts.unit_env_files
+            by_unit.setdefault(unit, []).append(value.strip())
         elif kind == "ENV":
             path, _, assignment = rest.partition(" ")
             key, _, value = assignment.partition("=")

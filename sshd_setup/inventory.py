@@ -1,24 +1,39 @@
-"""Ansible-style inventories (YAML and INI, with group_vars/ and host_vars/), validated up front.
+"""Ansible inventories (every -i: YAML, INI, JSON, scripts, directories; group_vars/ and host_vars/), validated.
 
-Variables merge the way Ansible merges them: `all` first, then groups from the shallowest to the deepest
-(ties by name), then the host. Our own settings live in one variable, `sshd_setup`, merged per key.
+Reading them is sshd_setup.ansible_inventory's job. Variables merge the way Ansible merges them: `all`, then
+groups from the shallowest to the deepest (ties by priority, then name), then group_vars/all and
+group_vars/<group> files, then the host, then host_vars/<host>. Our own settings live in one variable,
+`sshd_setup`, merged per key in the same order.
 Every problem is an InputError naming the file and the key, raised before any host is contacted.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sshd_setup.ansible_inventory.graph import InventoryGraph
+from sshd_setup.ansible_inventory.patterns import select_hosts
+from sshd_setup.ansible_inventory.sources import (
+    inventory_files,
+    is_host_list,
+    load_vars_file,
+    parse_file,
+    parse_host_list,
+    unused_vars_names,
+    vars_basedir,
+    vars_files,
+    vars_names,
+)
+from sshd_setup.ansible_inventory.textfiles import parse_yaml
+from sshd_setup.connection_vars import ConnectionVars, read_connection_vars, with_aliases
 from sshd_setup.core.desired import Desired, build_desired, check_settings_fragment
-from sshd_setup.core.names import check_hostname, check_inventory_name, check_user
+from sshd_setup.core.names import check_hostname, check_user
 from sshd_setup.errors import InputError
+from sshd_setup.inputfile import MAX_KEY_FILE_BYTES, check_input_file, read_input_text
 
 SETTINGS_VAR = "sshd_setup"
 CONNECTIONS = {"ssh": "ssh", "smart": "ssh", "paramiko": "ssh", "local": "local"}
@@ -38,6 +53,8 @@ class HostEntry:
     connection: str
     ssh_args: tuple[str, ...]
     desired: Desired
+    connection_vars: ConnectionVars = field(default_factory=ConnectionVars)
+    """Proxy, passwords, timeout, host key checking: the rest of the ansible_* connection variables."""
 
     @property
     def is_local(self) -> bool:
@@ -46,9 +63,13 @@ class HostEntry:
 
 @dataclass
 class Inventory:
-    path: Path
+    path: Path  # the first -i
+    sources: list[Path] = field(default_factory=list)
+    graph: InventoryGraph = field(default_factory=InventoryGraph)
     hosts: dict[str, HostEntry] = field(default_factory=dict)
-    groups: dict[str, set[str]] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # every member, in Ansible's order
+    vars: dict[str, dict[str, Any]] = field(default_factory=dict)  # merged host vars, sshd_setup apart
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sshd_setup as merged, per host
     warnings: list[str] = field(default_factory=list)
 
     def select(self, limit: str | None) -> list[HostEntry]:
@@ -56,217 +77,130 @@ class Inventory:
         return [self.hosts[name] for name in names]
 
 
-# ---------------------------------------------------------------- raw structure
-
-
-@dataclass
-class _Group:
-    name: str
-    where: str
-    vars: dict[str, Any] = field(default_factory=dict)
-    hosts: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    children: list[str] = field(default_factory=list)
-    parents: set[str] = field(default_factory=set)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=True)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), f"cannot read: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(where, f"invalid YAML: {problem}") from None
-
-
-def _as_dict(value: Any, where: str, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(where, f"{what} must be a mapping, got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str):
-            raise InputError(where, f"{what} has a non-string key {key!r}")
-    return value
-
-
-def _parse_yaml_inventory(path: Path, data: Any, groups: dict[str, _Group]) -> None:
-    top = _as_dict(data, str(path), "the inventory")
-    if not top:
-        raise InputError(str(path), "the inventory is empty")
-    groups.setdefault("all", _Group("all", f"{path}: all"))
-    for name, body in top.items():
-        _parse_yaml_group(path, name, body, name, groups, parent=None if name == "all" else "all")
-
-
-def _parse_yaml_group(
-    path: Path, name: str, body: Any, trail: str, groups: dict[str, _Group], parent: str | None
-) -> None:
-    where = f"{path}: {trail}"
-    problem = check_inventory_name(name)
-    if problem:
-        raise InputError(where, problem.replace("inventory name", "group name"))
-    group = groups.setdefault(name, _Group(name, where))
-    if parent is not None and name not in groups[parent].children:
-        groups[parent].children.append(name)
-        group.parents.add(parent)
-    section = _as_dict(body, where, f"group {name!r}")
-    for key in section:
-        if key not in ("hosts", "vars", "children"):
-            raise InputError(f"{where}.{key}", f"unknown group key {key!r} (expected hosts, vars or children)")
-    group.vars.update(_as_dict(section.get("vars"), f"{where}.vars", "vars"))
-    hosts = _as_dict(section.get("hosts"), f"{where}.hosts", "hosts")
-    for host, host_vars in hosts.items():
-        problem = check_inventory_name(host)
-        if problem:
-            raise InputError(f"{where}.hosts", problem.replace("inventory name", "host name"))
-        host_where = f"{where}.hosts.{host}"
-        group.hosts[host] = (host_where, _as_dict(host_vars, host_where, f"host {host!r}"))
-    children = _as_dict(section.get("children"), f"{where}.children", "children")
-    for child, child_body in children.items():
-        _parse_yaml_group(path, child, child_body, f"{trail}.children.{child}", groups, parent=name)
-
-
-def _ini_value(raw: str, where: str) -> Any:
-    try:
-        return yaml.load(raw, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError:
-        raise InputError(where, f"cannot read value {raw!r}") from None
-
-
-def _ini_assignments(text: str, where: str) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for match in re.finditer(r"(\w+)=('[^']*'|\"[^\"]*\"|\{.*\}|\[.*\]|\S+)", text):
-        result[match.group(1)] = _ini_value(match.group(2), where)
-    leftover = re.sub(r"(\w+)=('[^']*'|\"[^\"]*\"|\{.*\}|\[.*\]|\S+)", "", text).strip()
-    if leftover:
-        raise InputError(where, f"cannot read {leftover!r} (expected key=value)")
-    return result
-
-
-def _parse_ini_inventory(path: Path, text: str, groups: dict[str, _Group]) -> None:
-    groups.setdefault("all", _Group("all", f"{path}: all"))
-    section, kind = "ungrouped", "hosts"
-    for number, raw in enumerate(text.splitlines(), start=1):
-        where = f"{path}:{number}"
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        header = re.fullmatch(r"\[([^\]:]+)(?::(vars|children))?\]", line)
-        if header:
-            section, kind = header.group(1), header.group(2) or "hosts"
-            problem = check_inventory_name(section)
-            if problem:
-                raise InputError(where, problem.replace("inventory name", "group name"))
-            group = groups.setdefault(section, _Group(section, where))
-            if section != "all" and not group.parents:
-                group.parents.add("all")
-                groups["all"].children.append(section)
-            continue
-        if line.startswith("["):
-            raise InputError(where, f"bad section header {line!r}")
-        group = groups.setdefault(section, _Group(section, where))
-        if section != "all" and not group.parents:
-            group.parents.add("all")
-            groups["all"].children.append(section)
-        if kind == "vars":
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise InputError(where, f"expected key=value in [{section}:vars]")
-            group.vars[key.strip()] = _ini_value(value.strip(), where)
-        elif kind == "children":
-            problem = check_inventory_name(line)
-            if problem:
-                raise InputError(where, problem.replace("inventory name", "group name"))
-            child = groups.setdefault(line, _Group(line, where))
-            if "all" in child.parents and line not in ("all",):
-                child.parents.discard("all")
-                if line in groups["all"].children:
-                    groups["all"].children.remove(line)
-            child.parents.add(section)
-            group.children.append(line)
-        else:
-            name, _, rest = line.partition(" ")
-            problem = check_inventory_name(name)
-            if problem:
-                raise InputError(where, problem.replace("inventory name", "host name"))
-            group.hosts[name] = (where, _ini_assignments(rest, where))
-
-
-def _load_vars_dirs(
-    path: Path, groups: dict[str, _Group], host_vars: dict[str, list[tuple[str, dict[str, Any]]]]
-) -> None:
-    base = path.parent
-    for kind in ("group_vars", "host_vars"):
-        directory = base / kind
-        if not directory.is_dir():
-            continue
-        for entry in sorted(directory.iterdir()):
-            files = sorted(entry.glob("*.y*ml")) if entry.is_dir() else [entry]
-            name = entry.name if entry.is_dir() else entry.name.rsplit(".", 1)[0]
-            for file in files:
-                if file.suffix not in (".yml", ".yaml"):
-                    continue
-                data = _as_dict(_load_yaml(file), str(file), "a vars file")
-                if kind == "group_vars":
-                    if name not in groups:
-                        continue  # Ansible ignores vars of groups the inventory does not have
-                    groups[name].vars.update(data)
-                    groups[name].vars.setdefault("__files__", []).append(str(file))
-                else:
-                    host_vars.setdefault(name, []).append((str(file), data))
-
-
 # ---------------------------------------------------------------- merging
 
 
-def _depths(groups: dict[str, _Group]) -> dict[str, int]:
-    depth: dict[str, int] = {"all": 0}
-
-    def walk(name: str, level: int, trail: tuple[str, ...]) -> None:
-        if name in trail:
-            raise InputError(groups[name].where, f"group {name!r} is its own ancestor ({' → '.join((*trail, name))})")
-        depth[name] = max(depth.get(name, 0), level)
-        for child in groups[name].children:
-            walk(child, level + 1, (*trail, name))
-
-    walk("all", 0, ())
-    return depth
+def _settings_value(value: Any, where: str) -> Any:
+    """INI gives `sshd_setup={...}` as text when it is not a Python literal: read it as YAML (JSON) then."""
+    if isinstance(value, str):
+        return parse_yaml(value, where)
+    return value
 
 
-def _groups_of(host: str, groups: dict[str, _Group]) -> set[str]:
-    direct = {name for name, group in groups.items() if host in group.hosts}
-    found = set(direct) | {"all"}
-    queue = list(direct)
-    while queue:
-        for parent in groups[queue.pop()].parents:
-            if parent not in found:
-                found.add(parent)
-                queue.append(parent)
-    return found
+class _VarsFiles:
+    """group_vars/ and host_vars/ next to each source, each file read once."""
+
+    def __init__(self, sources: list[Path]) -> None:
+        self.basedirs = list(dict.fromkeys(vars_basedir(s) for s in sources if not is_host_list(s)))
+        self._cache: dict[Path, dict[str, Any]] = {}
+        self._found: dict[tuple[Path, str, str], list[Path]] = {}
+        self._present: dict[tuple[Path, str], set[str]] = {}
+
+    def layers(self, kind: str, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Per source (in -i order), per name: every file, as Ansible's host_group_vars plugin merges them."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for basedir in self.basedirs:
+            for name in names:
+                if (basedir, kind) not in self._present:
+                    self._present[basedir, kind] = vars_names(basedir, kind)
+                if name not in self._present[basedir, kind]:
+                    continue
+                if (basedir, kind, name) not in self._found:
+                    self._found[basedir, kind, name] = vars_files(basedir, kind, name)
+                for file in self._found[basedir, kind, name]:
+                    if file not in self._cache:
+                        self._cache[file] = load_vars_file(file)
+                    found.append((str(file), self._cache[file]))
+        return found
+
+
+def _host_layers(graph: InventoryGraph, files: _VarsFiles, host: str) -> list[tuple[str, Any, str]]:
+    """(key, value, where) in Ansible's precedence, lowest first: all, groups (by depth), group_vars/all,
+    group_vars/<group>, the host's own vars, host_vars/<host>."""
+    groups = graph.sorted_groups([g for g in graph.groups_of(host) if g != "all"])
+    layers: list[tuple[str, Any, str]] = []
+    for name in ["all", *groups]:
+        layers.extend((key, value, where) for key, (value, where) in graph.groups[name].vars.items())
+    for kind, names in (("group_vars", ["all"]), ("group_vars", groups)):
+        for file, data in files.layers(kind, names):
+            layers.extend((key, value, f"{file}: {key}") for key, value in data.items())
+    layers.extend((key, value, where) for key, (value, where) in graph.hosts[host].vars.items())
+    for file, data in files.layers("host_vars", [host]):
+        layers.extend((key, value, f"{file}: {key}") for key, value in data.items())
+    return layers
+
+
+def _relocated(exc: InputError, prefix: str, origins: dict[str, str]) -> InputError:
+    """Name the file and key a bad connection variable really came from (a group_vars file, say)."""
+    key = exc.where.removeprefix(prefix)
+    if key == "ansible_ssh_private_key_file" and key not in origins:
+        key = "ansible_private_key_file"
+    if exc.where.startswith(prefix) and key in origins:
+        return InputError(origins[key], exc.problem)
+    return exc
+
+
+def _refuse_templates(merged_vars: dict[str, Any], origins: dict[str, str]) -> None:
+    """Ansible would render `{{ ... }}` in a connection variable; we do not, so we must not use it as text."""
+    for key, value in merged_vars.items():
+        if key.startswith("ansible_") and isinstance(value, str) and ("{{" in value or "{%" in value):
+            raise InputError(origins[key], f"Jinja templates are not evaluated by sshd-setup: give {key} its value")
+
+
+def read_graph(sources: list[Path]) -> InventoryGraph:
+    graph = InventoryGraph()
+    for source in sources:
+        if is_host_list(source):
+            parse_host_list(source, graph)
+            continue
+        files = inventory_files(source)
+        if not files:
+            raise InputError(str(source), "the inventory directory has no inventory file")
+        for file in files:
+            parse_file(file, graph)
+    graph.reconcile()
+    return graph
+
+
+def load_inventory(sources: Path | Sequence[Path]) -> Inventory:
+    """Every -i in order, merged as Ansible merges them; hosts validated into HostEntry."""
+    paths = [sources] if isinstance(sources, Path) else list(sources)
+    if not paths:
+        raise InputError("-i", "no inventory given")
+    graph = read_graph(paths)
+    if not graph.hosts:
+        raise InputError(", ".join(map(str, paths)), "the inventory defines no host")
+    files = _VarsFiles(paths)
+    inventory = Inventory(path=paths[0], sources=paths, graph=graph)
+    inventory.groups = {name: graph.group_hosts(name) for name in graph.groups}
+    for host in graph.hosts:
+        merged_vars: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        settings: dict[str, Any] = {}
+        for key, value, where in _host_layers(graph, files, host):
+            if key == SETTINGS_VAR:
+                _merge_settings(settings, _settings_value(value, where), where)
+            else:
+                merged_vars[key], origins[key] = value, where
+        _refuse_templates(merged_vars, origins)
+        inventory.vars[host] = merged_vars
+        source = Path(graph.hosts[host].source)
+        member_of = sorted(set(graph.groups_of(host)) - {"all"})
+        try:
+            entry = _host_entry(source, host, member_of, merged_vars, settings)
+        except InputError as exc:
+            raise _relocated(exc, f"{source}: host {host}.", origins) from None
+        inventory.hosts[host] = entry
+        inventory.settings[host] = {key: value for key, (value, _) in settings.items()}
+        inventory.warnings.extend(entry.desired.warnings)
+        inventory.warnings.extend(entry.connection_vars.warnings)
+    for basedir in files.basedirs:
+        for kind, known in (("group_vars", set(graph.groups)), ("host_vars", set(graph.hosts))):
+            for unused in unused_vars_names(basedir, kind, known):
+                what = "group" if kind == "group_vars" else "host"
+                inventory.warnings.append(f"{unused}: names no {what} of the inventory (ignored)")
+    inventory.warnings = list(dict.fromkeys(inventory.warnings))
+    return inventory
 
 
 def _merge_settings(target: dict[str, Any], fragment: Any, where: str) -> None:
@@ -274,65 +208,6 @@ def _merge_settings(target: dict[str, Any], fragment: Any, where: str) -> None:
     if fragment:
         for key, value in fragment.items():
             target[key] = (value, where)
-
-
-def load_inventory(path: Path) -> Inventory:
-    if not path.exists():
-        raise InputError(str(path), "no such inventory file")
-    groups: dict[str, _Group] = {}
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if (
-        path.suffix in (".ini", ".cfg", "")
-        and not text.lstrip().startswith(("all:", "---"))
-        and (re.search(r"^\s*\[", text, re.M) or "=" in text or not text.strip().endswith(":"))
-    ):
-        _parse_ini_inventory(path, text, groups)
-    else:
-        _parse_yaml_inventory(path, _load_yaml(path), groups)
-    host_vars: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    _load_vars_dirs(path, groups, host_vars)
-    depth = _depths(groups)
-    inventory = Inventory(path=path)
-    inventory.groups = {name: set() for name in groups}
-    all_hosts: list[str] = []
-    for group in groups.values():
-        for host in group.hosts:
-            if host not in all_hosts:
-                all_hosts.append(host)
-    for host in all_hosts:
-        member_of = _groups_of(host, groups)
-        for group_name in member_of:
-            inventory.groups[group_name].add(host)
-        ordered = sorted(member_of, key=lambda g: (depth.get(g, 0), g))
-        merged_vars: dict[str, Any] = {}
-        settings: dict[str, Any] = {}
-        for group_name in ordered:
-            group = groups[group_name]
-            for key, value in group.vars.items():
-                if key == SETTINGS_VAR:
-                    _merge_settings(settings, value, f"{group.where}.vars.{SETTINGS_VAR}")
-                elif key != "__files__":
-                    merged_vars[key] = value
-        for group in groups.values():
-            if host in group.hosts:
-                where, hvars = group.hosts[host]
-                for key, value in hvars.items():
-                    if key == SETTINGS_VAR:
-                        _merge_settings(settings, value, f"{where}.{SETTINGS_VAR}")
-                    else:
-                        merged_vars[key] = value
-        for file, hvars in host_vars.get(host, []):
-            for key, value in hvars.items():
-                if key == SETTINGS_VAR:
-                    _merge_settings(settings, value, f"{file}: {SETTINGS_VAR}")
-                else:
-                    merged_vars[key] = value
-        inventory.hosts[host] = _host_entry(path, host, sorted(member_of - {"all"}), merged_vars, settings)
-        inventory.warnings.extend(inventory.hosts[host].desired.warnings)
-    if not inventory.hosts:
-        raise InputError(str(path), "the inventory defines no host")
-    inventory.warnings = list(dict.fromkeys(inventory.warnings))
-    return inventory
 
 
 def _bool(value: Any, where: str, key: str) -> bool:
@@ -345,6 +220,7 @@ def _bool(value: Any, where: str, key: str) -> bool:
 
 def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any], settings: dict[str, Any]) -> HostEntry:
     where = f"{path}: host {host}"
+    hvars = with_aliases(hvars)
     address = hvars.get("ansible_host", host)
     if not isinstance(address, str) or check_hostname(address):
         raise InputError(f"{where}.ansible_host", check_hostname(str(address)) or "must be a string")
@@ -362,18 +238,14 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
         if not isinstance(key_file, str) or "\n" in key_file or not key_file.strip():
             raise InputError(f"{where}.ansible_ssh_private_key_file", "must be a file name")
         key_file = os.path.expanduser(key_file)
+        check_input_file(key_file, f"{where}.ansible_ssh_private_key_file")
     become = _bool(hvars.get("ansible_become", False), f"{where}.ansible_become", "ansible_become")
     connection = hvars.get("ansible_connection", "ssh")
     if connection not in CONNECTIONS:
         raise InputError(f"{where}.ansible_connection", f"unsupported connection {connection!r} (use ssh or local)")
-    ssh_args: list[str] = []
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
-        value = hvars.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str) or "\n" in value:
-            raise InputError(f"{where}.{key}", "must be a one-line string")
-        ssh_args.extend(value.split())
+    connection_vars = read_connection_vars(hvars, where, become and (connection == "local" or user != "root"))
+    if key_file is None and connection_vars.identity_file:
+        key_file = os.path.expanduser(connection_vars.identity_file)
 
     values = {key: value for key, (value, _) in settings.items()}
     setting_where = {key: fragment_where for key, (_, fragment_where) in settings.items()}
@@ -381,14 +253,10 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
     def read_keys_file(name: str) -> tuple[str, str]:
         origin = setting_where.get("ca_keys_file", where)
         file = Path(name) if os.path.isabs(name) else path.parent / name
-        try:
-            return file.read_text(encoding="utf-8"), f"{origin}.ca_keys_file ({file})"
-        except FileNotFoundError:
-            raise InputError(f"{origin}.ca_keys_file", f"{file} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{origin}.ca_keys_file", f"cannot read {file}: {exc}") from None
+        text = read_input_text(file, f"{origin}.ca_keys_file", limit=MAX_KEY_FILE_BYTES)
+        return text, f"{origin}.ca_keys_file ({file})"
 
-    desired = build_desired(values, f"{where}: {SETTINGS_VAR}", read_keys_file)
+    desired = build_desired(values, f"{where}: {SETTINGS_VAR}", read_keys_file, setting_where)
     return HostEntry(
         name=host,
         groups=tuple(groups),
@@ -398,52 +266,10 @@ def _host_entry(path: Path, host: str, groups: list[str], hvars: dict[str, Any],
         key_file=key_file,
         become=become,
         connection=CONNECTIONS[connection],
-        ssh_args=tuple(ssh_args),
+        ssh_args=connection_vars.ssh_args,
         desired=desired,
+        connection_vars=connection_vars,
     )
 
 
-# ---------------------------------------------------------------- --limit
-
-
-def select_hosts(limit: str | None, hosts: list[str], groups: dict[str, set[str]]) -> list[str]:
-    """Ansible's host patterns: names, groups, globs, `a,b` or `a:b`, `!exclude`, `&intersection`."""
-    if limit is None or limit.strip() in ("", "all", "*"):
-        return list(hosts)
-    terms = [t for t in re.split(r"[,:]", limit) if t.strip()]
-    if not terms:
-        raise InputError("--limit", f"empty host pattern {limit!r}")
-    selected: set[str] = set()
-    positives = [t for t in terms if not t.startswith(("!", "&"))]
-    for term in positives:
-        selected |= _pattern_hosts(term.strip(), hosts, groups)
-    if not positives:
-        selected = set(hosts)
-    for term in terms:
-        if term.startswith("&"):
-            selected &= _pattern_hosts(term[1:].strip(), hosts, groups)
-        elif term.startswith("!"):
-            selected -= _pattern_hosts(term[1:].strip(), hosts, groups)
-    if not selected:
-        raise InputError("--limit", f"pattern {limit!r} matches no host in the inventory")
-    return [host for host in hosts if host in selected]
-
-
-def _pattern_hosts(term: str, hosts: list[str], groups: dict[str, set[str]]) -> set[str]:
-    if term in groups:
-        return set(groups[term])
-    if term in hosts:
-        return {term}
-    if term.startswith("~"):
-        try:
-            regex = re.compile(term[1:])
-        except re.error as exc:
-            raise InputError("--limit", f"bad regular expression {term[1:]!r}: {exc}") from None
-        return {h for h in hosts if regex.search(h)}
-    matched = {h for h in hosts if fnmatch.fnmatchcase(h, term)}
-    for name, members in groups.items():
-        if fnmatch.fnmatchcase(name, term):
-            matched |= members
-    if not matched:
-        raise InputError("--limit", f"{term!r} names no host or group in the inventory")
-    return matched
+__all__ = ["HostEntry", "Inventory", "load_inventory", "read_graph", "select_hosts"]

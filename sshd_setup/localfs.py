@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from sshd_setup.core.tree import SourceMissing, SourceUnreadable
+from sshd_setup.inputfile import NotReadable, read_bounded
 
 
 class LocalRoot:
@@ -19,13 +20,11 @@ class LocalRoot:
     def read(self, path: str) -> str:
         local = self.local(path)
         try:
-            return local.read_bytes().decode("utf-8", errors="surrogateescape")
+            return read_bounded(local).decode("utf-8", errors="surrogateescape")
         except FileNotFoundError:
             raise SourceMissing(path) from None
-        except IsADirectoryError:
-            raise SourceUnreadable("is a directory") from None
-        except OSError as exc:
-            raise SourceUnreadable(exc.strerror or str(exc)) from None
+        except NotReadable as exc:
+            raise SourceUnreadable(str(exc)) from None
 
     def glob(self, pattern: str) -> list[str]:
         prefix = str(self.root)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sshd_setup.core.finding import Finding, Severity
+
+if TYPE_CHECKING:
+    from sshd_setup.grouping import Line
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -14,6 +18,7 @@ def print_warnings(warnings: Iterable[str]) -> None:
     from rich.markup import escape
 
     console = Console(stderr=True, highlight=False)
+    console.soft_wrap = not console.is_terminal  # a log file gets whole lines
     for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
@@ -44,3 +49,17 @@ def finding_counts(findings: Iterable[Finding]) -> str:
     warnings = sum(1 for f in findings if f.severity is Severity.WARNING)
     infos = len(findings) - errors - warnings
     return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}, {infos} info"
+
+
+def print_lines(lines: Iterable[Line], *, stderr: bool = False) -> None:
+    """Styled lines (sshd_setup.grouping) on a console; never hard-wrapped when it is not a terminal."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    for line in lines:
+        text = Text()
+        for span in line:
+            text.append(span.text, style=span.style or None)
+        console.print(text)

@@ -1,4 +1,4 @@
-"""Per-host results, the summary table, --json, and the exit code (from ONE place: exit_code())."""
+"""Per-host results, --json, and the exit code (from ONE place: exit_code())."""
 
 from __future__ import annotations
 
@@ -19,19 +19,11 @@ class Status(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "failed-rolled-back"
     UNREACHABLE = "unreachable"
+    NOT_STARTED = "not-started"
+    """Never worked on: stopped by Ctrl-C, --max-fail, or an unconfirmed apply."""
 
 
 GOOD = frozenset({Status.CHANGED, Status.UNCHANGED, Status.WOULD_CHANGE, Status.CHECKED})
-_STYLE = {
-    Status.CHANGED: "green",
-    Status.UNCHANGED: "dim",
-    Status.WOULD_CHANGE: "cyan",
-    Status.CHECKED: "green",
-    Status.BLOCKED: "yellow",
-    Status.FAILED: "bold red",
-    Status.ROLLED_BACK: "red",
-    Status.UNREACHABLE: "magenta",
-}
 
 
 @dataclass
@@ -58,11 +50,6 @@ class HostResult:
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
 
-    def detail_lines(self) -> list[str]:
-        lines = [f"{file.path}: {file.reason}" for file in self.files if file.changed]
-        lines += [f"user {user}: created (mapped; create_users is on)" for user in self.users_created]
-        return lines
-
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -80,31 +67,20 @@ class HostResult:
         }
 
 
-def exit_code(results: list[HostResult]) -> int:
-    """0: every host converged (or would); 1: any host blocked, failed or unreachable."""
+def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
+    """0: every host converged (or would); 1: any host blocked, failed, unreachable or not started; 130: Ctrl-C."""
+    if interrupted:
+        return exitcodes.INTERRUPTED
     return exitcodes.OK if all(r.status in GOOD for r in results) else exitcodes.HOST_FAILURES
 
 
-def print_summary(results: list[HostResult], title: str) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    table.add_column("host")
-    table.add_column("status")
-    table.add_column("reason", overflow="fold")
-    for result in results:
-        style = _STYLE[result.status]
-        first_line = result.reason.splitlines()[0] if result.reason else ""
-        table.add_row(escape(result.host), f"[{style}]{result.status.value}[/{style}]", escape(first_line))
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.status.value] = counts.get(result.status.value, 0) + 1
-    console = Console(highlight=False)
-    console.print(table)
-    console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
-
-
-def to_json(results: list[HostResult], mode: str) -> dict[str, Any]:
-    return {"schema": 1, "mode": mode, "exit_code": exit_code(results), "hosts": [r.to_json() for r in results]}
+def to_json(
+    results: list[HostResult], mode: str, *, elapsed: float | None = None, interrupted: bool = False
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"schema": 1, "mode": mode, "exit_code": exit_code(results, interrupted)}
+    if elapsed is not None:
+        data["elapsed_seconds"] = round(elapsed, 3)
+    data["interrupted"] = interrupted
+    data["summary"] = {status.value: sum(1 for r in results if r.status is status) for status in Status}
+    data["hosts"] = [r.to_json() for r in results]
+    return data

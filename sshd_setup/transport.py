@@ -11,23 +11,17 @@ import os
 import re
 import shlex
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from sshd_setup.errors import SshdSetupError
+from sshd_setup import become
 from sshd_setup.inventory import HostEntry
 from sshd_setup.sockets import Dial, tcp_connection
+from sshd_setup.sshclient import Unreachable, close_connection, goes_direct, open_connection, timeout_for
 
-if TYPE_CHECKING:
-    from paramiko import HostKeys
-
-
-class Unreachable(SshdSetupError):
-    """The host could not be reached or authenticated; its message is one line."""
+__all__ = ["CommandResult", "ConnectOptions", "Shell", "Transport", "Unreachable", "connect"]
 
 
 @dataclass(frozen=True)
@@ -87,51 +81,28 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def _shell_command(become: bool, password: str | None, user: str | None) -> tuple[str, str]:
-    """The remote command line and the prefix of its stdin (a sudo password, if any)."""
-    if not become or user == "root":
-        return "sh -s", ""
-    if password is None:
-        return "sudo -n -- sh -s", ""
-    return "sudo -S -p '' -- sh -s", password + "\n"
+class Transports(Protocol):
+    """Where a host's connections come from when they are not ours (e.g. Ansible's: sshd_setup/delegated.py)."""
+
+    def session(self, entry: HostEntry, options: ConnectOptions) -> Transport:
+        """The connection facts, apply and restore scripts go through."""
+        ...
+
+    def new_login(self, entry: HostEntry, options: ConnectOptions) -> Transport:
+        """A NEW login with the same credentials (the lockout guard): never a channel of an existing connection."""
+        ...
 
 
-def _ssh_option(args: tuple[str, ...], name: str) -> str | None:
-    """The value of `-o Name=value` (or `-o Name value`) in ansible_ssh_common_args."""
-    wanted = name.lower()
-    for index, arg in enumerate(args):
-        option = None
-        if arg == "-o" and index + 1 < len(args):
-            option = args[index + 1]
-        elif arg.startswith("-o") and len(arg) > 2:
-            option = arg[2:]
-        if option is None:
-            continue
-        key, _, value = option.replace("=", " ", 1).partition(" ")
-        if key.lower() == wanted:
-            return value.strip()
-    return None
+def _shell_command(become_root: bool, password: str | None, user: str | None) -> str:
+    """The remote command line: sh, or sh as root through sudo (see sshd_setup.become)."""
+    if not become_root or user == "root":
+        return "sh -s"
+    return become.shell_command(password is not None)
 
 
-_KNOWN_HOSTS: dict[tuple[str, int, int], HostKeys] = {}
-_KNOWN_HOSTS_LOCK = threading.Lock()
-
-
-def _known_hosts(file: Path) -> HostKeys:
-    """FILE parsed once per process (paramiko.HostKeys; its parser is quadratic in the number of lines).
-
-    Loading the whole file into every client made each connection cost ~10 ms of CPU with 150 lines.
-    Only this host's entries go into the client, so nothing is ever saved back to a known_hosts file.
-    """
-    import paramiko
-
-    stat = file.stat()
-    cache_key = (str(file), stat.st_mtime_ns, stat.st_size)
-    with _KNOWN_HOSTS_LOCK:
-        keys = _KNOWN_HOSTS.get(cache_key)
-        if keys is None:
-            keys = _KNOWN_HOSTS[cache_key] = paramiko.HostKeys(str(file))
-    return keys
+def become_password(entry: HostEntry, options: ConnectOptions) -> str | None:
+    """The sudo password: the inventory's ansible_become_password wins over -K, as in Ansible."""
+    return entry.connection_vars.become_password or options.become_password
 
 
 def openssh_version(banner: str) -> str:
@@ -158,88 +129,20 @@ class SshTransport:
 
     def connect(self) -> SshTransport:
         entry = self.entry
+        timeout = timeout_for(entry, self.options.connect_timeout)
         # Dial first, import later: the host spends the ~80 ms our first paramiko/fabric import takes
-        # starting its sshd for us. Used only if ssh_config (read below) leaves address and port as they are.
+        # starting its sshd for us. Never for a host reached through a jump host or a proxy command.
         early: Any = None
         early_error: OSError | None = None
         try:
-            if self._dial is not None:  # started by the fleet run before its workers
-                early = self._dial.finish(self.options.connect_timeout)
-            else:
-                early = tcp_connection(entry.address, entry.port or 22, self.options.connect_timeout)
+            if self._dial is not None:  # started by the fleet run before its workers (direct hosts only)
+                early = self._dial.finish(timeout)
+            elif goes_direct(entry):
+                early = tcp_connection(entry.address, entry.port or 22, timeout)
         except OSError as exc:
             early_error = exc
-
-        try:
-            return self._handshake(early, early_error)
-        except BaseException:
-            if early is not None and self._connection is None:
-                early.close()
-            raise
-
-    def _handshake(self, early: Any, early_error: OSError | None) -> SshTransport:
-        import paramiko
-        from fabric import Config, Connection
-
-        entry = self.entry
-        connect_kwargs: dict[str, Any] = {}
-        if entry.key_file:
-            connect_kwargs["key_filename"] = [entry.key_file]
-            connect_kwargs["look_for_keys"] = False
-        config = Config(overrides={"run": {"in_stream": False}, "load_ssh_configs": True})
-        connection = Connection(
-            entry.address,
-            user=entry.user,
-            port=entry.port,
-            config=config,
-            connect_timeout=self.options.connect_timeout,
-            connect_kwargs=connect_kwargs,
-        )
-        client = connection.client
-        checking = self.options.host_key_checking
-        strict = _ssh_option(entry.ssh_args, "StrictHostKeyChecking")
-        if strict is not None and strict.lower() in ("no", "off", "accept-new"):
-            checking = False  # unknown keys accepted; a CHANGED key is still refused (BadHostKeyException)
-        # As ssh: UserKnownHostsFile (inventory, then ~/.ssh/config) replaces ~/.ssh/known_hosts.
-        named = _ssh_option(entry.ssh_args, "UserKnownHostsFile") or connection.ssh_config.get("userknownhostsfile")
-        user_files = str(named).split() if named else ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
-        port = connection.port or 22
-        name = connection.host if port == 22 else f"[{connection.host}]:{port}"  # as paramiko looks it up
-        for path in [*user_files, "/etc/ssh/ssh_known_hosts"]:
-            file = Path(os.path.expanduser(path))
-            if file.is_file():
-                for keytype, key in (_known_hosts(file).lookup(name) or {}).items():
-                    client.get_host_keys().add(name, keytype, key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
-        try:
-            target = (connection.host, connection.port or 22)
-            if connection.gateway or target != (entry.address, entry.port or 22):
-                if early is not None:
-                    early.close()
-                early, early_error = None, None
-            if early_error is not None:
-                raise early_error
-            if not connection.gateway:  # a ProxyJump/ProxyCommand brings its own socket
-                timeout = self.options.connect_timeout
-                connection.connect_kwargs["sock"] = early or tcp_connection(*target, timeout)
-            try:
-                connection.open()
-            except BaseException:  # do not leave the socket and the transport thread behind
-                client.close()
-                sock = connection.connect_kwargs.get("sock")
-                if sock is not None:
-                    sock.close()
-                raise
-        except paramiko.BadHostKeyException:
-            raise Unreachable(f"host key of {entry.address} does not match known_hosts: refusing to connect") from None
-        except paramiko.SSHException as exc:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "not found in known_hosts" in text:
-                text += " (add it to known_hosts, or set ANSIBLE_HOST_KEY_CHECKING=False)"
-            raise Unreachable(f"ssh to {entry.address}: {text}") from None
-        except (TimeoutError, OSError) as exc:
-            raise Unreachable(f"ssh to {entry.address}:{entry.port or 22}: {exc.strerror or exc}") from None
-        self._connection = connection
+        checking = self.options.host_key_checking and entry.connection_vars.host_key_checking is not False
+        self._connection = open_connection(entry, checking, timeout, early, early_error)
         return self
 
     @property
@@ -285,12 +188,19 @@ class SshTransport:
         """A session running `sh -s` (through sudo when the inventory says become), the password sent."""
         from paramiko import SSHException
 
-        command, prefix = _shell_command(self.entry.become, self.options.become_password, self.entry.user)
+        password = become_password(self.entry, self.options)
+        command = _shell_command(self.entry.become, password, self.entry.user)
         try:
             channel = self._connection.transport.open_session(timeout=self.options.connect_timeout)
             channel.exec_command(command)
-            if prefix:
-                channel.sendall(prefix.encode("utf-8", "surrogateescape"))
+            if password is not None and command != "sh -s":  # only when sudo prompts (sshd_setup.become)
+                streams = become.ChannelStreams(channel)
+                rest, _ = become.await_root_shell(streams, password, max(30.0, self.options.connect_timeout))
+                if rest:
+                    raise Unreachable(f"{self.entry.address}: unexpected output after sudo started the shell")
+        except become.BecomeError as exc:
+            channel.close()
+            raise Unreachable(f"{self.entry.address}: {exc}") from None
         except (OSError, EOFError, SSHException) as exc:
             raise Unreachable(f"connection to {self.entry.address} lost: {exc}") from None
         return channel
@@ -349,7 +259,7 @@ class SshTransport:
 
     def close(self) -> None:
         if self._connection is not None:
-            self._connection.close()
+            close_connection(self._connection)
             self._connection = None
 
 
@@ -428,16 +338,31 @@ class LocalTransport:
         return _SeparateScripts(self)
 
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
-        command, prefix = _shell_command(self.entry.become and os.geteuid() != 0, self.options.become_password, None)
+        password = become_password(self.entry, self.options)
+        command = _shell_command(self.entry.become and os.geteuid() != 0, password, None)
         self.round_trips += 1
-        proc = subprocess.run(
-            shlex.split(command),
-            input=(prefix + script).encode("utf-8", "surrogateescape"),
-            capture_output=True,
-            timeout=timeout or self.options.command_timeout,
-        )
+        limit = timeout or self.options.command_timeout
+        with subprocess.Popen(
+            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
+            head, head_err = b"", b""
+            if password is not None and command != "sh -s":  # only when sudo prompts (sshd_setup.become)
+                try:
+                    head, head_err = become.await_root_shell(become.ProcessStreams(proc), password, limit)
+                except become.BecomeError as exc:
+                    proc.kill()
+                    proc.communicate()
+                    return CommandResult(1, "", str(exc))
+            try:
+                stdout, stderr = proc.communicate(script.encode("utf-8", "surrogateescape"), timeout=limit)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise Unreachable(f"local command did not finish within {limit:.0f}s") from None
         return CommandResult(
-            proc.returncode, proc.stdout.decode("utf-8", "surrogateescape"), proc.stderr.decode("utf-8", "replace")
+            proc.returncode,
+            (head + stdout).decode("utf-8", "surrogateescape"),
+            (head_err + stderr).decode("utf-8", "replace"),
         )
 
     def close(self) -> None:

@@ -45,6 +45,9 @@ def apply_plan_to_dir(plan: Plan, root: Path) -> None:
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for change in plan.files:
         target = root / change.path.lstrip("/")
+        if change.remove:
+            target.unlink()
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(change.after.encode("utf-8", "surrogateescape"))
         target.chmod(change.mode if change.mode is not None else 0o644)

@@ -55,7 +55,13 @@ def test_the_facts_script_gathers_addresses_only_for_a_listen_address(tmp_path: 
     for config, gathered in (("Port 22\n", False), ("ListenAddress 127.0.0.1\n", True)):
         main = tmp_path / "sshd_config"
         main.write_text(config)
-        desired = desired_from({"sshd_config": str(main), "principals": [{"user": "root", "principal": "root"}]})
+        desired = desired_from(
+            {
+                "sshd_config": str(main),
+                "managed_dirs": [str(tmp_path)],
+                "principals": [{"user": "root", "principal": "root"}],
+            }
+        )
         out = subprocess.run(["sh", "-s"], input=facts_script(desired, "OpenSSH_9.2"), capture_output=True, text=True)
         facts, _ = parse_facts(out.stdout)
         assert (facts.addresses is not None) is gathered

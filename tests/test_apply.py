@@ -30,7 +30,7 @@ def test_dry_run_prints_the_diff_and_changes_nothing(fresh_hosts, tmp_path: Path
     before = {h.name: etc_ssh_state(h) for h in fleet.hosts}
     hups = {h.name: h.sighup_count() for h in fleet.hosts}
 
-    run = sshd_setup("apply", "-i", inventory, "--dry-run")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--dry-run")
 
     assert run.returncode == 0, run.stderr
     assert "+TrustedUserCAKeys /etc/ssh/ca.pub" in run.stdout
@@ -47,7 +47,7 @@ def test_apply_converges_certificates_log_in_and_second_run_is_a_noop(fresh_host
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key))
 
-    first = sshd_setup("apply", "-i", inventory, "--json")
+    first = sshd_setup("apply", "--yes", "-i", inventory, "--json")
 
     assert first.returncode == 0, first.stdout + first.stderr
     for host in fleet.hosts:
@@ -81,7 +81,7 @@ def test_apply_converges_certificates_log_in_and_second_run_is_a_noop(fresh_host
     assert not unmapped.success, unmapped
 
     hups = {h.name: h.sighup_count() for h in fleet.hosts}
-    second = sshd_setup("apply", "-i", inventory, "--json")
+    second = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert second.returncode == 0, second.stdout + second.stderr
     for host in fleet.hosts:
         result = second.host(host.name)
@@ -97,7 +97,7 @@ def test_allow_all_admits_any_principal_as_any_existing_user(fresh_hosts, tmp_pa
     host.run("useradd -m alice && useradd -m bob")
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key], "allow_all": True})
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     key = make_user_key(tmp_path / "k", "anyone")
     cert = ca.sign(key, ["someone-else"])
@@ -117,7 +117,7 @@ def test_port_2222_blocks_that_host_and_others_converge(fresh_hosts, tmp_path: P
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key))
 
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
 
     assert run.returncode == 1
     assert run.host("port1")["status"] == "changed"
@@ -140,7 +140,7 @@ def test_assembled_tree_failing_sshd_t_leaves_the_host_byte_identical(fresh_host
     host.run("useradd johndoe; useradd vmuser; useradd ops")
 
     # The drop-in is a pending foreign change (an error finding): allowed here, to reach sshd -t.
-    run = sshd_setup("apply", "-i", inventory, "--json", "--yes", "--allow", "PENDING-FOREIGN-CHANGE")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json", "--allow", "PENDING-FOREIGN-CHANGE")
 
     assert run.returncode == 1
     result = run.host("broken1")
@@ -164,7 +164,7 @@ def test_failed_reload_is_rolled_back_and_sshd_answers_again(fresh_hosts, tmp_pa
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key))
 
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
 
     assert run.returncode == 1
     result = run.host("reload1")
@@ -180,9 +180,9 @@ def test_rollback_restores_byte_identical_originals(fresh_hosts, tmp_path: Path)
     originals = {h.name: h.read_file("/etc/ssh/sshd_config") for h in fleet.hosts}
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key))
-    assert sshd_setup("apply", "-i", inventory).returncode == 0
+    assert sshd_setup("apply", "--yes", "-i", inventory).returncode == 0
 
-    run = sshd_setup("rollback", "-i", inventory, "--json")
+    run = sshd_setup("rollback", "--yes", "-i", inventory, "--json")
 
     assert run.returncode == 0, run.stdout + run.stderr
     for host in fleet.hosts:
@@ -199,7 +199,7 @@ def test_unreachable_host_is_reported_while_others_converge(fresh_hosts, tmp_pat
     inventory = write_inventory(
         fleet, tmp_path / "inventory.yml", settings(ca.public_key), extra_hosts={"ghost": {"ansible_host": nowhere}}
     )
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert run.returncode == 1
     assert run.host("reach1")["status"] == "changed"
     assert run.host("ghost")["status"] == "unreachable"
@@ -211,7 +211,7 @@ def test_socket_activated_host_converges_without_a_reload_error(fresh_hosts, tmp
     host = fleet.hosts[0]
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key))
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.host("sock1")["status"] == "changed", run.host("sock1")
     assert "(the init system says it is up)" in run.host("sock1")["reason"]  # no listener to re-exec here
@@ -231,19 +231,19 @@ def test_foreign_ca_is_refused_by_default_and_merged_when_asked(fresh_hosts, tmp
     new_ca = make_ca(tmp_path / "new")
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(new_ca.public_key))
 
-    refused = sshd_setup("apply", "-i", inventory, "--json")
+    refused = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert refused.returncode == 1
     result = refused.host("ca1")
     assert result["status"] == "blocked" and "FOREIGN-CA-KEYS" in result["reason"], result
 
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(new_ca.public_key, foreign_ca_keys="merge"))
-    merged = sshd_setup("apply", "-i", inventory, "--json")
+    merged = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert old_ca.public_key.split()[1] in host.read_file("/etc/ssh/ca.pub").decode()
     key = make_user_key(tmp_path / "k", "person")
     assert try_login(host, "alice", key, old_ca.sign(key, ["alice"], name="old-alice")).success  # still trusted
     assert try_login(host, "johndoe", key, new_ca.sign(key, ["jdoe"], name="new-jdoe")).success
-    again = sshd_setup("apply", "-i", inventory, "--json")  # merged keys stay kept: a true no-op
+    again = sshd_setup("apply", "--yes", "-i", inventory, "--json")  # merged keys stay kept: a true no-op
     assert again.returncode == 0 and again.host("ca1")["status"] == "unchanged", again.host("ca1")
 
 
@@ -253,12 +253,14 @@ def test_missing_user_blocks_unless_create_users(fresh_hosts, tmp_path: Path) ->
     before = etc_ssh_state(host)
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key, create_users=False))
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert run.returncode == 1
     result = run.host("user1")
     assert result["status"] == "blocked" and "USER-MISSING" in result["reason"], result
     assert etc_ssh_state(host) == before
-    created = sshd_setup("apply", "-i", write_inventory(fleet, tmp_path / "i2.yml", settings(ca.public_key)), "--json")
+    created = sshd_setup(
+        "apply", "--yes", "-i", write_inventory(fleet, tmp_path / "i2.yml", settings(ca.public_key)), "--json"
+    )
     assert created.returncode == 0 and created.host("user1")["users_created"] == ["johndoe", "vmuser", "ops"]
     assert host.run("getent passwd johndoe").returncode == 0
     key = make_user_key(tmp_path / "k", "person")

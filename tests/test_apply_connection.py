@@ -31,13 +31,13 @@ def test_become_uses_sudo_for_a_non_root_login(fresh_hosts, tmp_path: Path) -> N
     data["all"]["vars"]["ansible_user"] = "deploy"
     inventory.write_text(yaml.safe_dump(data))
 
-    without = sshd_setup("apply", "-i", inventory, "--json")
+    without = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert without.returncode == 1
     assert without.host("sudo1")["status"] == "failed", without.host("sudo1")
 
     data["all"]["vars"]["ansible_become"] = True
     inventory.write_text(yaml.safe_dump(data))
-    run = sshd_setup("apply", "-i", inventory, "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.host("sudo1")["status"] == "changed"
     assert b"TrustedUserCAKeys /etc/ssh/ca.pub" in host.read_file("/etc/ssh/sshd_config")
@@ -108,7 +108,7 @@ def test_ini_inventory_and_limit_patterns_select_hosts(fresh_hosts, tmp_path: Pa
     inventory.write_text("\n".join(lines))
     before = etc_ssh_state(fleet.host("ini2"))
 
-    run = sshd_setup("apply", "-i", inventory, "--limit", "all,!redhat", "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--limit", "all,!redhat", "--json")
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert [h["host"] for h in run.json["hosts"]] == ["ini1"]
@@ -139,7 +139,7 @@ def test_local_connection_reads_this_machine_in_dry_run(tmp_path: Path) -> None:
         )
     )
     before = Path("/etc/ssh/sshd_config").read_bytes()
-    run = sshd_setup("apply", "-i", inventory, "--dry-run", "--json")
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--dry-run", "--json")
     result = run.host("this-machine")
     assert result["status"] in ("would-change", "blocked", "unchanged"), result
     assert any(f["path"] == "/etc/ssh/sshd_config" for f in result["files"]) or result["status"] == "blocked"
@@ -194,7 +194,7 @@ def test_ask_become_pass_feeds_sudo_a_password_typed_at_a_terminal(fresh_hosts, 
     data = yaml.safe_load(inventory.read_text())
     data["all"]["vars"].update({"ansible_user": "deploy", "ansible_become": True})
     inventory.write_text(yaml.safe_dump(data))
-    argv = [sys.executable, "-m", "sshd_setup", "apply", "-i", str(inventory), "-K", "--json"]
+    argv = [sys.executable, "-m", "sshd_setup", "apply", "--yes", "-i", str(inventory), "-K", "--json"]
 
     wrong_code, wrong_out = _run_in_pty(argv, "wrong password")
     assert wrong_code == 1, wrong_out
@@ -206,3 +206,10 @@ def test_ask_become_pass_feeds_sudo_a_password_typed_at_a_terminal(fresh_hosts, 
     assert code == 0, out
     assert "correct horse" not in out
     assert b"TrustedUserCAKeys /etc/ssh/ca.pub" in host.read_file("/etc/ssh/sshd_config")
+
+    # verify -K: the same password reaches the verification suite's sudo (never its argv or output)
+    no_password = sshd_setup("verify", "-i", inventory)
+    assert no_password.returncode == 1 and "sudo -n" in no_password.stdout, no_password
+    code, out = _run_in_pty([sys.executable, "-m", "sshd_setup", "verify", "-i", str(inventory), "-K"], "correct horse")
+    assert code == 0, out
+    assert "correct horse" not in out and "1 passed" in out

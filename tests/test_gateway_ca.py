@@ -535,3 +535,44 @@ def test_cli_default_api_base_matches_client() -> None:
     from sshd_setup.gateway import api, cli
 
     assert cli._DEFAULT_API_BASE == api.DEFAULT_API_BASE == "https://api.cloudflare.com/client/v4"
+
+
+# --------------------------------------------------------------------------------------------
+# Both answer shapes (issue 19): `result` has been seen as an object and as a list, on POST and GET
+
+
+def test_post_answering_a_list_is_read(gw: FakeGateway) -> None:
+    gw.script("POST", Reply(200, envelope([{"id": "ca-list", "public_key": CA_LINE}])))
+    proc = fetch(gw)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == CA_LINE + "\n"
+    assert "ca-list" in proc.stderr and "created" in proc.stderr
+
+
+def test_get_answering_an_object_is_read(gw: FakeGateway) -> None:
+    gw.exists = True
+    gw.script("GET", Reply(200, envelope({"id": "ca-object", "public_key": CA_LINE})))
+    proc = fetch(gw)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == CA_LINE + "\n"
+    assert "ca-object" in proc.stderr and "existing" in proc.stderr
+    assert gw.methods() == ["POST", "GET"]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("empty", ["", "  ", None], ids=["empty", "blank", "null"])
+def test_empty_key_is_a_clear_error_and_nothing_is_written(
+    gw: FakeGateway, tmp_path: Path, method: str, empty: str | None
+) -> None:
+    out = tmp_path / "keys.pub"
+    entry = {"id": "ca-empty", "public_key": empty}
+    if method == "GET":
+        gw.script("POST", Reply(400, error_envelope(12130, ALREADY_EXISTS)))
+        gw.script("GET", Reply(200, envelope([entry])))
+    else:
+        gw.script("POST", Reply(200, envelope(entry)))
+    proc = fetch(gw, "--output", str(out))
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert "public_key is empty" in line and "ca-empty" in line and "nothing was written" in line
+    assert not out.exists()

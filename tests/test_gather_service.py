@@ -133,7 +133,13 @@ def test_pid_file_the_apply_script_watches(config: str, expected: str) -> None:
 def _run_facts(tmp_path: Path, config: str, sshd_version: str = "") -> str:
     main = tmp_path / "sshd_config"
     main.write_text(config)
-    desired = desired_from({"sshd_config": str(main), "principals": [{"user": "root", "principal": "admin"}]})
+    desired = desired_from(
+        {
+            "sshd_config": str(main),
+            "managed_dirs": [str(tmp_path)],
+            "principals": [{"user": "root", "principal": "admin"}],
+        }
+    )
     proc = subprocess.run(
         ["sh", "-s"], input=facts_script(desired, sshd_version), capture_output=True, text=True, timeout=60
     )
@@ -163,7 +169,13 @@ def test_relative_includes_are_read_from_etc_ssh_not_the_working_directory(tmp_p
     (tmp_path / "decoy.conf").write_text("Port 2222\n")
     main = tmp_path / "sshd_config"
     main.write_text("Include decoy.conf\n")
-    desired = desired_from({"sshd_config": str(main), "principals": [{"user": "root", "principal": "admin"}]})
+    desired = desired_from(
+        {
+            "sshd_config": str(main),
+            "managed_dirs": [str(tmp_path)],
+            "principals": [{"user": "root", "principal": "admin"}],
+        }
+    )
     proc = subprocess.run(
         ["sh", "-s"], input=facts_script(desired), capture_output=True, text=True, timeout=60, cwd=tmp_path
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -64,7 +65,7 @@ def test_ini_inventory_with_group_vars_directory(tmp_path: Path) -> None:
         """
         [web]
         web1 ansible_host=192.0.2.10 ansible_port=22
-        web2 ansible_host=192.0.2.11 sshd_setup={"allow_all": true}
+        web2 ansible_host=192.0.2.11 sshd_setup='{"allow_all": true}'
 
         [prod:children]
         web
@@ -242,3 +243,40 @@ def test_structurally_bad_inventories(text: str, problem: str, tmp_path: Path) -
     with pytest.raises(InputError, match=problem) as caught:
         load_inventory(path)
     assert str(path) in str(caught.value)
+
+
+def test_vars_files_naming_nothing_are_warned_about(tmp_path: Path) -> None:
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars" / "wbe.yml").write_text("ansible_user: typo\n")
+    (tmp_path / "group_vars" / "web.yml").write_text("ansible_user: fine\n")
+    (tmp_path / "host_vars" / "web9.yml").write_text("ansible_port: 22\n")
+    path = write(tmp_path, GOOD)
+    inv = load_inventory(path)
+    assert inv.hosts["web1"].user == "fine"
+    unused = [w for w in inv.warnings if "names no" in w]
+    assert unused == [
+        f"{tmp_path / 'group_vars' / 'wbe.yml'}: names no group of the inventory (ignored)",
+        f"{tmp_path / 'host_vars' / 'web9.yml'}: names no host of the inventory (ignored)",
+    ]
+
+
+def test_several_sources_merge_in_order_and_a_directory_reads_its_files(tmp_path: Path) -> None:
+    first = write(tmp_path, GOOD)
+    second = tmp_path / "more"
+    (second / "group_vars").mkdir(parents=True)
+    (second / "a.ini").write_text("[web]\nweb3\nweb1 ansible_port=2300\n")
+    (second / "b.yml").write_text("all:\n  children:\n    web:\n      hosts:\n        web4:\n")
+    (second / "group_vars" / "web.yml").write_text("ansible_user: fromdir\n")
+    (second / "notes.txt").write_text("[web]\nnever\n")
+    inv = load_inventory([first, second])
+    assert list(inv.hosts) == ["web1", "web2", "db1", "web3", "web4"]
+    assert inv.groups["web"] == ["web1", "web2", "web3", "web4"]
+    assert inv.hosts["web1"].port == 2300 and inv.hosts["web3"].user == "fromdir"
+    assert inv.hosts["web3"].desired.allow_all  # the first source's group vars apply to the second's hosts
+
+
+def test_script_listing_accepts_a_list_as_a_groups_hosts(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps({"db": ["db1"], "all": {"vars": {"sshd_setup": {"ca_keys": [CA_KEY]}}}}))
+    assert load_inventory(path).groups["db"] == ["db1"]

@@ -162,9 +162,9 @@ def test_pty_session_round_trip(
         tmp_path, "pty", {"started_at": 1700000000, "pty": pty, "exit_data": exit_data, "packets": PTY_PACKETS}
     )
     capture = tmp_path / "session.bin"
-    code, _, err = run("encrypt", "-i", spec, "-k", pub, "-o", capture, "--block-size", "13")
+    code, _, err = run("encrypt", "-s", spec, "-k", pub, "-o", capture, "--block-size", "13")
     assert code == 0, err
-    code, _, err = run("decrypt", "-i", capture, "-k", key)
+    code, _, err = run("decrypt", "-c", capture, "-k", key)
     assert code == 0, err
     out = tmp_path / "session.bin-decrypted.zip"  # the vendor's default name
     end = (
@@ -198,10 +198,10 @@ def test_raw_session_round_trip(tmp_path: Path, run: Run, keys: tuple[Path, Path
                 packets.append({"source": source, "elapsed_us": i * 1000, "base64": data, "code": 94})
     spec = _spec(tmp_path, "raw", {"started_at": 1, "pty": None, "exit_data": None, "packets": packets})
     capture = tmp_path / "raw.cap"
-    assert run("encrypt", "-i", spec, "-k", pub, "-o", capture, "--block-size", "5")[0] == 0
+    assert run("encrypt", "-s", spec, "-k", pub, "-o", capture, "--block-size", "5")[0] == 0
     out = tmp_path / "decrypted" / "raw.zip"
     out.parent.mkdir()
-    code, _, err = run("decrypt", "-i", capture, "-k", key, "-o", out)
+    code, _, err = run("decrypt", "--input", capture, "-k", key, "-o", out)  # the old long name still works
     assert code == 0, err
     assert "raw.zip" in err
     assert _zip_members(out) == {
@@ -217,13 +217,13 @@ def test_show_table_and_json(tmp_path: Path, run: Run, keys: tuple[Path, Path]) 
     exit_data = {"timestamp": 1700000200, "status": None, "signal": "TERM"}
     spec = _spec(tmp_path, "s", {"started_at": 1700000000, "pty": pty, "exit_data": exit_data, "packets": PTY_PACKETS})
     capture = tmp_path / "c"
-    assert run("encrypt", "-i", spec, "-k", pub, "-o", capture)[0] == 0
-    code, out, err = run("show", "-i", capture, "-k", key)
+    assert run("encrypt", "-s", spec, "-k", pub, "-o", capture)[0] == 0
+    code, out, err = run("show", "-c", capture, "-k", key)
     assert code == 0, err
     for text in ("2023-11-14 22:13:20+00", "2023-11-14 22:16:40+00", "200 s", "xterm-256color 132x43"):
         assert text in out
     assert "killed by signal TERM" in out
-    code, out, err = run("show", "-i", capture, "-k", key, "--json")
+    code, out, err = run("show", "-c", capture, "-k", key, "--json")
     assert code == 0, err
     shown = json.loads(out)
     assert shown["started"] == "2023-11-14 22:13:20+00" and shown["ended_at"] == 1700000200
@@ -254,15 +254,15 @@ def test_replay_plays_server_output_at_recorded_pace(tmp_path: Path, run: Run, k
     pty = {"term": "xterm", "width": 80, "height": 24, "modes": []}
     spec = _spec(tmp_path, "s", {"started_at": 1700000000, "pty": pty, "exit_data": None, "packets": packets})
     capture = tmp_path / "c"
-    assert run("encrypt", "-i", spec, "-k", pub, "-o", capture, "--block-size", "9")[0] == 0
+    assert run("encrypt", "-s", spec, "-k", pub, "-o", capture, "--block-size", "9")[0] == 0
     started = time.monotonic()
-    done = _cli("decrypt", "-i", capture, "-k", key, "--replay")
+    done = _cli("decrypt", "-c", capture, "-k", key, "--replay")
     took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"$ date\r\nTue\r\n$ "
     assert took >= 1.25  # 0.1 + 0.6 + 0.6 s of recorded pauses
     started = time.monotonic()
-    fast = _cli("decrypt", "-i", capture, "-k", key, "--replay", "--speed", "4")
+    fast = _cli("decrypt", "-c", capture, "-k", key, "--replay", "--speed", "4")
     assert fast.stdout == done.stdout and 0.32 <= time.monotonic() - started < took
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "keys", "s.json"]  # a replay writes no file
 
@@ -271,11 +271,11 @@ def test_replay_needs_a_pty_session(tmp_path: Path, run: Run, keys: tuple[Path, 
     key, pub = keys
     spec = _spec(tmp_path, "s", {"started_at": 1, "pty": None, "exit_data": None, "packets": []})
     capture = tmp_path / "c"
-    assert run("encrypt", "-i", spec, "-k", pub, "-o", capture)[0] == 0
-    code, out, err = run("decrypt", "-i", capture, "-k", key, "--replay")
+    assert run("encrypt", "-s", spec, "-k", pub, "-o", capture)[0] == 0
+    code, out, err = run("decrypt", "-c", capture, "-k", key, "--replay")
     assert code == 2 and out == ""
     assert "no PTY" in _one_error_line(err)
-    code, _, err = run("decrypt", "-i", capture, "-k", key, "--replay", "-o", tmp_path / "x.zip")
+    code, _, err = run("decrypt", "-c", capture, "-k", key, "--replay", "-o", tmp_path / "x.zip")
     assert code == 2 and "--replay" in _one_error_line(err)
 
 
@@ -443,7 +443,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
     if "-k" not in extra:
         extra += ["-k", str(key)]
     before = sorted(os.listdir(work))
-    code, _out, err = run(command, "-i", capture, *extra)
+    code, _out, err = run(command, "-c", capture, *extra)
     assert code == 2
     assert problem in _one_error_line(err)
     assert sorted(os.listdir(work)) == before  # no ZIP, no temporary file
@@ -454,10 +454,10 @@ def test_failed_decrypt_keeps_an_existing_output(tmp_path: Path, run: Run, keys:
     capture = tmp_path / "c"
     offsets = _good_capture(capture, _public(pub))
     out = tmp_path / "c.zip"
-    assert run("decrypt", "-i", capture, "-k", key, "-o", out)[0] == 0
+    assert run("decrypt", "-c", capture, "-k", key, "-o", out)[0] == 0
     good = out.read_bytes()
     _mutate(capture, offsets["block1"] + 5, b"\x00\x00")
-    code, _, err = run("decrypt", "-i", capture, "-k", key, "-o", out)
+    code, _, err = run("decrypt", "--input", capture, "-k", key, "-o", out)  # the old long name still works
     assert code == 2 and "block 1" in _one_error_line(err)
     assert out.read_bytes() == good
     assert sorted(os.listdir(tmp_path)) == ["c", "c.zip", "keys"]
@@ -467,7 +467,7 @@ def test_real_process_bad_input_exit_code_and_single_line(tmp_path: Path, keys: 
     key, _pub = keys
     capture = tmp_path / "c"
     _good_capture(capture, X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    done = _cli("decrypt", "-i", capture, "-k", key)
+    done = _cli("decrypt", "-c", capture, "-k", key)
     assert done.returncode == 2
     assert done.stderr.decode().count("\n") == 1 and b"does not match" in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["c", "keys"]
@@ -478,10 +478,10 @@ def test_encrypt_refuses_to_overwrite_and_checks_its_input(tmp_path: Path, run: 
     out = tmp_path / "cap"
     out.write_bytes(b"keep")
     spec = _spec(tmp_path, "s", {"started_at": 1, "packets": []})
-    code, _, err = run("encrypt", "-i", spec, "-k", pub, "-o", out)
+    code, _, err = run("encrypt", "-s", spec, "-k", pub, "-o", out)
     assert code == 2 and "already exists" in _one_error_line(err) and out.read_bytes() == b"keep"
     bad = _spec(tmp_path, "bad", {"started_at": 1, "packets": [{"source": "nobody", "elapsed_us": 0, "text": ""}]})
-    code, _, err = run("encrypt", "-i", bad, "-k", pub, "-o", tmp_path / "new")
+    code, _, err = run("encrypt", "--input", bad, "-k", pub, "-o", tmp_path / "new")
     assert code == 2 and 'packets[0].source must be "client" or "server"' in _one_error_line(err)
     assert not (tmp_path / "new").exists()
 

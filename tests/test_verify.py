@@ -22,7 +22,7 @@ from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND
 from sshd_setup.core.sshkeys import parse_public_key
 from sshd_setup.inventory import load_inventory
 from sshd_setup.verification import checks
-from sshd_setup.verification.connection import hostspec, known_hosts_files, uses_sudo
+from sshd_setup.verification.connection import hostspec, uses_sudo
 from tests.fleetrun import CliRun, sshd_setup, write_inventory
 from tests.helpers import CA_KEY, desired_from
 from tests.testhosts import Fleet, Host, HostSpec
@@ -93,6 +93,18 @@ def test_ca_keys_exact_missing_extra_and_kept() -> None:
     assert checks.ca_key_problems("/etc/ssh/ca.pub", ca_text(CA_KEY, kept=(OTHER_KEY,)), merge) == []
     assert checks.ca_key_problems("/etc/ssh/ca.pub", ca_text(CA_KEY, kept=(OTHER_KEY,)), want) != []
     assert checks.ca_key_problems("/etc/ssh/ca.pub", ca_text(CA_KEY, OTHER_KEY), merge) != []
+
+
+def test_forks_become_xdist_workers_for_big_inventories_only() -> None:
+    from sshd_setup.commands.verify import _workers, pytest_args
+
+    assert [_workers(10, n) for n in (1, 3, 4, 9, 25, 100)] == [1, 1, 2, 3, 9, 10]
+    assert _workers(1, 100) == 1
+    parallel = pytest_args(Path("inv.yml"), None, [], None, workers=4)
+    assert parallel[parallel.index("-n") + 1] == "4" and "loadgroup" in parallel and "no:xdist" not in parallel
+    assert "-n" not in pytest_args(Path("inv.yml"), None, [], None) and "no:xdist" in pytest_args(
+        Path("i"), None, [], None
+    )
 
 
 def test_ca_lines_must_all_be_keys() -> None:
@@ -217,7 +229,7 @@ def test_hostspec_and_known_hosts_follow_the_inventory(tmp_path: Path) -> None:
     assert hostspec(hosts["web1"]) == "paramiko://deploy@192.0.2.10:2222?ssh_identity_file=%2Fkeys%2Fid&sudo=true"
     assert uses_sudo(hosts["web1"]) and not uses_sudo(hosts["web2"])  # root needs no sudo
     assert hostspec(hosts["web2"]) == "paramiko://root@192.0.2.11"
-    assert known in known_hosts_files(hosts["web1"], {})
+    assert hosts["web1"].connection_vars.option("UserKnownHostsFile") == str(known)
 
 
 # ---------------------------------------------------------------- bad input (no hosts)
@@ -267,7 +279,7 @@ def test_verify_passes_on_freshly_applied_hosts(fresh_hosts, tmp_path: Path) -> 
     before = sshd_setup("verify", "-i", inventory, "--json")
     assert before.returncode == 1  # nothing applied yet: verify must not pass an unconfigured host
     assert all(h["status"] == "failed" for h in before.json["hosts"]), before.stdout
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -301,7 +313,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     ca, second = make_ca(tmp_path / "a"), make_ca(tmp_path / "b", "second-ca")
     intruder = make_user_key(tmp_path / "c", "intruder-ca")
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key, second.public_key))
-    applied = sshd_setup("apply", "-i", inventory)
+    applied = sshd_setup("apply", "--yes", "-i", inventory)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     second_fp = parse_public_key(second.public_key).fingerprint
     intruder_line = Path(f"{intruder}.pub").read_text().strip()
@@ -321,7 +333,7 @@ def test_each_drift_fails_its_host_with_a_precise_reason(fresh_hosts, tmp_path: 
     # The unit is stopped but an sshd started by hand answers: verify gets in, and must say so.
     fleet.host("handmade").run_nsenter("systemctl stop sshd.service && mkdir -p /run/sshd && /usr/sbin/sshd")
 
-    run = sshd_setup("verify", "-i", inventory, "--json")
+    run = sshd_setup("verify", "-i", inventory, "--json")  # 9 hosts, default --forks: 3 xdist workers
 
     assert run.returncode == 1, run.stdout + run.stderr
     summary = run.json["summary"]
@@ -382,7 +394,7 @@ def test_socket_activated_host_is_checked_through_its_socket(fresh_hosts, tmp_pa
     ca = make_ca(tmp_path)
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", verify_settings(ca.public_key))
     # Written and validated, not reloaded: the next sshd started through the socket reads the new files.
-    applied = sshd_setup("apply", "-i", inventory, "--no-reload")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--no-reload")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     run = sshd_setup("verify", "-i", inventory, "--json")
@@ -433,7 +445,7 @@ def test_allow_all_host_and_allowed_finding_codes(fresh_hosts, tmp_path: Path) -
         {"ca_keys": [ca.public_key]},
         host_settings={"all1": {"allow_all": True}, "port1": {"principals": MAPPINGS[:1], "create_users": True}},
     )
-    applied = sshd_setup("apply", "-i", inventory, "--allow", "PORT-NOT-22")
+    applied = sshd_setup("apply", "--yes", "-i", inventory, "--allow", "PORT-NOT-22")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     strict = sshd_setup("verify", "-i", inventory, "--json")

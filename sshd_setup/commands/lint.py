@@ -24,6 +24,7 @@ from sshd_setup.core.findings import CRYPTO_POLICY_FILE, find_problems
 from sshd_setup.core.plan import VENDOR_SSHD_CONFIG, Plan, plan_host
 from sshd_setup.core.tree import SnapshotEntry, SourceMissing, SourceUnreadable, load_tree
 from sshd_setup.errors import InputError
+from sshd_setup.inputfile import NotReadable, read_bounded
 from sshd_setup.localfs import LocalRoot
 
 JSON_SCHEMA = 1
@@ -80,8 +81,8 @@ def _names(root: Path, file: str) -> dict[int, str]:
     """uid/gid → name from the tree's own /etc/passwd or /etc/group."""
     names: dict[int, str] = {}
     try:
-        text = (root / file.lstrip("/")).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = read_bounded(root / file.lstrip("/")).decode("utf-8", errors="replace")
+    except (OSError, NotReadable):
         return names
     for line in text.splitlines():
         parts = line.split(":")

@@ -8,19 +8,28 @@ every failing check with its one-line reason, a summary, --json. Exit codes from
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sshd_setup import exitcodes
+from sshd_setup.commands.fleet import connect_options
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
+from sshd_setup.runcontrol import Interrupt
+from sshd_setup.sshclient import check_key_files
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "verification"
-PASSED, FAILED, UNREACHABLE = "passed", "failed", "unreachable"
+PASSED, FAILED, UNREACHABLE, NOT_STARTED = "passed", "failed", "unreachable", "not-started"
 
 
 @dataclass
@@ -50,6 +59,8 @@ class HostVerification:
     host: str
     checks: list[CheckResult] = field(default_factory=list)
     unreachable: str | None = None
+    not_started: bool = False
+    """Ctrl-C came before this host's first check."""
 
     @property
     def failing(self) -> list[CheckResult]:
@@ -57,6 +68,8 @@ class HostVerification:
 
     @property
     def status(self) -> str:
+        if self.not_started:
+            return NOT_STARTED
         if self.unreachable is not None:
             return UNREACHABLE
         if not self.checks:
@@ -65,6 +78,8 @@ class HostVerification:
 
     @property
     def reason(self) -> str:
+        if self.not_started:
+            return "not started: interrupted (Ctrl-C)"
         if self.unreachable is not None:
             return self.unreachable
         if not self.checks:
@@ -139,7 +154,16 @@ def _require_pytest() -> None:
         ) from None
 
 
-def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_checking: bool | None) -> list[str]:
+def pytest_args(
+    inventory: Path | Sequence[Path],
+    limit: str | None,
+    allow: list[str],
+    host_key_checking: bool | None,
+    workers: int = 1,
+    timeout: float = 10.0,
+) -> list[str]:
+    """workers > 1: pytest-xdist processes, each host's checks together on one of them (--dist loadgroup)."""
+    parallel = ["-p", "xdist", "-n", str(workers), "--dist", "loadgroup"] if workers > 1 else ["-p", "no:xdist"]
     args = [
         str(SUITE_DIR),
         "-c",
@@ -152,33 +176,41 @@ def pytest_args(inventory: Path, limit: str | None, allow: list[str], host_key_c
         "no:cacheprovider",
         "-p",
         "no:terminal",
-        "-p",
-        "no:xdist",
+        *parallel,
         "-p",
         "no:randomly",
-        "--sshd-setup-inventory",
-        str(inventory.resolve()),
     ]
+    for source in [inventory] if isinstance(inventory, Path) else inventory:
+        args += ["--sshd-setup-inventory", str(source.resolve())]
     if limit:
         args += ["--sshd-setup-limit", limit]
     for code in allow:
         args += ["--sshd-setup-allow", code]
     if host_key_checking is not None:
         args += ["--sshd-setup-host-key-checking", "yes" if host_key_checking else "no"]
+    args += ["--sshd-setup-timeout", f"{timeout:g}"]
     return args
 
 
 def run_verify(
-    inventory: Path,
+    inventory: Path | Sequence[Path],
     limit: str | None,
     as_json: bool,
     *,
     allow: list[str] | None = None,
     host_key_checking: bool | None = None,
+    forks: int = 1,
+    timeout: float = 10.0,
+    ask_become_pass: bool = False,
 ) -> int:
     """Verify every selected host against the inventory; print per-host results; return the exit code."""
     inv = load_inventory(inventory)  # bad inventory or --limit: InputError (exit 2) before pytest starts
     hosts = inv.select(limit)
+    if forks < 1:
+        raise InputError("--forks", "must be at least 1")
+    if not 1 <= timeout <= 3600:
+        raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
+    check_key_files(hosts)
     allow = allow or []
     for value in allow:
         for code in value.split(","):
@@ -187,17 +219,47 @@ def run_verify(
     _require_pytest()
     import pytest
 
+    from sshd_setup.verification.connection import BECOME_PASSWORD_ENV
+    from sshd_setup.verification.plugin import STOP_FILE_ENV
+
+    password = connect_options(ask_become_pass, host_key_checking, timeout).become_password
     if not as_json:
         print_warnings(inv.warnings)
     collector = Collector([h.name for h in hosts])
     started = time.monotonic()
-    pytest_code = int(pytest.main(pytest_args(inventory, limit, allow, host_key_checking), plugins=[collector]))
+    args = pytest_args(inventory, limit, allow, host_key_checking, _workers(forks, len(hosts)), timeout)
+    interrupt = Interrupt(why="each started host's checks run to the end, so that its result is whole")
+    # pytest captures file descriptor 2 while checks run: notices go to a copy of the real one
+    with tempfile.TemporaryDirectory(prefix="sshd-setup-verify-") as scratch, _stderr_copy() as notices:
+        stop_file = Path(scratch) / "stop"
+
+        def pressed() -> None:  # pytest.main holds the main thread: answer Ctrl-C from the handler
+            stop_file.touch()
+            said = interrupt.notice(None)
+            if said:
+                print(f"sshd-setup: {said}", file=notices, flush=True)
+
+        interrupt.on_press = pressed
+        os.environ[STOP_FILE_ENV] = str(stop_file)
+        if password is not None:  # for this run's checks (and xdist workers) only; never in argv
+            os.environ[BECOME_PASSWORD_ENV] = password
+        try:
+            with interrupt.installed():
+                pytest_code = int(pytest.main(args, plugins=[collector]))
+        finally:
+            os.environ.pop(BECOME_PASSWORD_ENV, None)
+            os.environ.pop(STOP_FILE_ENV, None)
     seconds = time.monotonic() - started
+    if interrupt.stopped:
+        for result in collector.hosts.values():
+            result.not_started = not result.checks
     results = list(collector.hosts.values())
-    if pytest_code not in (0, 1) and not collector.problems:
+    if pytest_code not in (0, 1) and not collector.problems and not interrupt.stopped:
         collector.problems.append(f"pytest exited {pytest_code} (usage error or interrupted)")
     ok = all(r.status == PASSED for r in results) and not collector.problems
     exit_code = exitcodes.OK if ok else exitcodes.HOST_FAILURES
+    if interrupt.stopped:
+        exit_code = exitcodes.INTERRUPTED
     if as_json:
         print(json.dumps(to_json(results, collector.problems, exit_code, seconds), indent=2))
     else:
@@ -205,8 +267,28 @@ def run_verify(
     return exit_code
 
 
+@contextlib.contextmanager
+def _stderr_copy() -> Iterator[TextIO]:
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w") as copy:
+        yield copy
+
+
+HOSTS_PER_WORKER = 3
+"""Starting an xdist worker costs about as much as verifying a few hosts in this process."""
+
+
+def _workers(forks: int, hosts: int) -> int:
+    """pytest-xdist workers, up to --forks, a few hosts each; 1 (this process) for small runs or no xdist."""
+    wanted = min(forks, math.ceil(hosts / HOSTS_PER_WORKER))
+    if wanted <= 1:
+        return 1
+    import importlib.util
+
+    return wanted if importlib.util.find_spec("xdist") is not None else 1
+
+
 def summary(results: list[HostVerification]) -> dict[str, int]:
-    counts = {PASSED: 0, FAILED: 0, UNREACHABLE: 0}
+    counts = {PASSED: 0, FAILED: 0, UNREACHABLE: 0, NOT_STARTED: 0}
     for result in results:
         counts[result.status] += 1
     return counts
@@ -223,36 +305,37 @@ def to_json(results: list[HostVerification], problems: list[str], exit_code: int
     }
 
 
-_STYLE = {PASSED: "green", FAILED: "bold red", UNREACHABLE: "magenta"}
+_STYLE = {PASSED: "green", FAILED: "bold red", UNREACHABLE: "magenta", NOT_STARTED: "yellow"}
 
 
 def print_results(results: list[HostVerification], problems: list[str], seconds: float) -> None:
+    """Failing and unreachable hosts one by one with their failing checks; passing hosts grouped; the summary."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from sshd_setup.grouping import compress_hosts, grouped_summary
+    from sshd_setup.output import print_lines
 
     console = Console(highlight=False)
+    console.soft_wrap = not console.is_terminal
+    passing: dict[int, list[str]] = {}
     for result in results:
         style = _STYLE[result.status]
-        if result.status == UNREACHABLE:
-            console.print(f"[{style}]UNREACHABLE[/{style}] [bold]{escape(result.host)}[/bold]: {escape(result.reason)}")
-            continue
-        passed = sum(1 for c in result.checks if c.status == PASSED)
-        word = "PASS" if result.status == PASSED else "FAIL"
-        console.print(
-            f"[{style}]{word}[/{style}] [bold]{escape(result.host)}[/bold] ({passed}/{len(result.checks)} checks)"
-        )
-        for check in result.failing:
-            console.print(f"  [red]✗ {escape(check.check)}[/red]: {escape(check.reason)}")
+        if result.status == PASSED:
+            passing.setdefault(len(result.checks), []).append(result.host)
+        elif result.status in (UNREACHABLE, NOT_STARTED):
+            word = result.status.upper()
+            console.print(f"[{style}]{word}[/{style}] [bold]{escape(result.host)}[/bold]: {escape(result.reason)}")
+        else:
+            passed = sum(1 for c in result.checks if c.status == PASSED)
+            console.print(
+                f"[{style}]FAIL[/{style}] [bold]{escape(result.host)}[/bold] ({passed}/{len(result.checks)} checks)"
+            )
+            for check in result.failing:
+                console.print(f"  [red]✗ {escape(check.check)}[/red]: {escape(check.reason)}")
+    for count, hosts in passing.items():
+        console.print(f"[green]PASS[/green] [bold]{escape(compress_hosts(hosts))}[/bold] ({count}/{count} checks)")
     for problem in problems:
         console.print(f"[bold red]error[/bold red]: {escape(problem)}")
-    table = Table(title="sshd-setup verify", title_justify="left")
-    table.add_column("host")
-    table.add_column("status")
-    table.add_column("reason", overflow="fold")
-    for result in results:
-        style = _STYLE[result.status]
-        table.add_row(escape(result.host), f"[{style}]{result.status}[/{style}]", escape(result.reason))
-    console.print(table)
-    counts = summary(results)
-    console.print(", ".join(f"{n} {status}" for status, n in counts.items() if n) + f" in {seconds:.1f} s")
+    rows = [(r.host, r.status, r.reason) for r in results]
+    print_lines(grouped_summary(rows, _STYLE, "sshd-setup verify", seconds))

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sshd_setup.core.names import check_path, check_principal, check_user, principal_of
+from sshd_setup.core.pathpolicy import check_managed_dir, managed_file_problem, sshd_config_problem
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file, parse_public_key
 from sshd_setup.errors import InputError
 
 Mode = Literal["single", "list", "any"]
 ForeignCa = Literal["refuse", "merge", "replace"]
+Flow = Literal["ssh-proxy", "access-infrastructure"]
+FLOWS = ("ssh-proxy", "access-infrastructure")
 
 DEFAULT_CA_PATH = "/etc/ssh/ca.pub"
 DEFAULT_SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -32,6 +35,10 @@ SETTINGS_KEYS = (
     "sshd_config",
     "foreign_ca_keys",
     "backups_keep",
+    "flow",
+    "port",
+    "virtual_network",
+    "managed_dirs",
 )
 MAPPING_KEYS = ("user", "principal", "principals", "file", "any_principal")
 
@@ -64,6 +71,13 @@ class Desired:
     sshd_config: str = DEFAULT_SSHD_CONFIG
     foreign_ca_keys: ForeignCa = "refuse"
     backups_keep: int = 5
+    flow: Flow = "ssh-proxy"
+    port: int = 22
+    """The port the gateway connects to: 22 for the SSH proxy, the target criteria's port otherwise."""
+    virtual_network: str | None = None
+    """The gateway's virtual network holding this host's Target (``gateway targets sync``)."""
+    managed_dirs: tuple[str, ...] = ()
+    """Directories besides /etc/ssh where the CA file and principals files may live (the path policy)."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def mapping_for(self, user: str) -> Mapping | None:
@@ -124,6 +138,24 @@ def check_settings_fragment(fragment: object, where: str) -> None:
             _expect(value, int, here, key)
             if not 1 <= value <= 1000:
                 raise InputError(here, "backups_keep must be between 1 and 1000")
+        elif key == "flow":
+            if value not in FLOWS:
+                raise InputError(here, f"flow must be 'ssh-proxy' or 'access-infrastructure', got {value!r}")
+        elif key == "port":
+            _expect(value, int, here, key)
+            if not 1 <= value <= 65535:
+                raise InputError(here, f"port must be a port number (1-65535), got {value!r}")
+        elif key == "virtual_network":
+            _expect(value, str, here, key)
+            if not value.strip() or len(value) > 255 or not value.isprintable():
+                raise InputError(here, "virtual_network must be a virtual network's name (one printable line)")
+        elif key == "managed_dirs":
+            _expect(value, list, here, "managed_dirs")
+            for index, directory in enumerate(value):
+                _expect(directory, str, f"{here}[{index}]", "a managed directory")
+                problem = check_managed_dir(directory)
+                if problem:
+                    raise InputError(f"{here}[{index}]", problem)
         elif key == "principals":
             _expect(value, list, here, "principals")
             for index, entry in enumerate(value):
@@ -181,10 +213,12 @@ def build_desired(
     settings: MappingT[str, Any],
     where: str,
     read_keys_file: Callable[[str], tuple[str, str]],
+    origins: MappingT[str, str] | None = None,
 ) -> Desired:
     """Turn merged, fragment-checked settings into a Desired.
 
     read_keys_file(name) returns (text, display path) of a ca_keys_file; it may raise InputError.
+    origins: where each setting was written (key -> 'file: group.vars.sshd_setup'), for error lines.
     """
     warnings: list[str] = []
     keys: list[PublicKey] = [parse_public_key(line) for line in settings.get("ca_keys", [])]
@@ -206,6 +240,16 @@ def build_desired(
             continue
         unique.append(key)
 
+    flow = settings.get("flow", "ssh-proxy")
+    port = int(settings.get("port", 22))
+    if flow == "ssh-proxy" and port != 22:
+        raise InputError(
+            f"{where}.port", f"port {port} needs flow: access-infrastructure (the SSH proxy connects to port 22 only)"
+        )
+    # The SSH proxy signs certificates for the e-mail prefix; Access for Infrastructure names the Unix
+    # username the policy allows, so there a principal is used exactly as written.
+    principal = principal_of if flow == "ssh-proxy" else str
+
     mappings: list[Mapping] = []
     files_seen: dict[str, str] = {}
     all_raw: list[str] = []
@@ -215,11 +259,11 @@ def build_desired(
         if any(m.user == user for m in mappings):
             raise InputError(here, f"user {user!r} is mapped twice (sshd would use only the first block)")
         if "principal" in entry:
-            mapping = Mapping(user, "single", (principal_of(entry["principal"]),))
+            mapping = Mapping(user, "single", (principal(entry["principal"]),))
             raw_principals = [entry["principal"]]
         elif "principals" in entry:
             raw_principals = list(entry["principals"])
-            principals = tuple(dict.fromkeys(principal_of(p) for p in raw_principals))
+            principals = tuple(dict.fromkeys(principal(p) for p in raw_principals))
             file = entry.get("file") or f"{PRINCIPALS_DIR}/{user}"
             if file in files_seen:
                 raise InputError(f"{here}.file", f"{file} is already the principals file of {files_seen[file]!r}")
@@ -230,22 +274,62 @@ def build_desired(
             raw_principals = []
         all_raw.extend(raw_principals)
         mappings.append(mapping)
-    warnings.extend(_email_collisions(all_raw, f"{where}.principals"))
+    if flow == "ssh-proxy":
+        warnings.extend(_email_collisions(all_raw, f"{where}.principals"))
 
     ca_path = settings.get("ca_path", DEFAULT_CA_PATH)
     if ca_path in files_seen:
         raise InputError(where, f"ca_path {ca_path} is also used as a principals file")
+    managed_dirs = tuple(settings.get("managed_dirs", ()))
+    sshd_config = settings.get("sshd_config", DEFAULT_SSHD_CONFIG)
+    _check_paths(ca_path, sshd_config, mappings, managed_dirs, where, origins or {})
     return Desired(
         ca_keys=tuple(unique),
         mappings=tuple(mappings),
         ca_path=ca_path,
         allow_all=bool(settings.get("allow_all", False)),
         create_users=bool(settings.get("create_users", False)),
-        sshd_config=settings.get("sshd_config", DEFAULT_SSHD_CONFIG),
+        sshd_config=sshd_config,
         foreign_ca_keys=settings.get("foreign_ca_keys", "refuse"),
         backups_keep=int(settings.get("backups_keep", 5)),
+        flow=flow,
+        port=port,
+        virtual_network=settings.get("virtual_network"),
+        managed_dirs=managed_dirs,
         warnings=tuple(warnings),
     )
+
+
+def _check_paths(
+    ca_path: str,
+    sshd_config: str,
+    mappings: list[Mapping],
+    managed_dirs: tuple[str, ...],
+    where: str,
+    origins: MappingT[str, str],
+) -> None:
+    """The managed-path policy on the merged settings (managed_dirs may come from another group)."""
+
+    def at(key: str) -> str:
+        return f"{origins.get(key, where)}.{key}"
+
+    problem = sshd_config_problem(sshd_config, managed_dirs)
+    if problem:
+        raise InputError(at("sshd_config"), problem)
+    problem = managed_file_problem(ca_path, "ca_path", managed_dirs)
+    if problem:
+        raise InputError(at("ca_path"), problem)
+    if ca_path == sshd_config:
+        raise InputError(at("ca_path"), f"ca_path {ca_path} is the sshd_config file itself")
+    for index, mapping in enumerate(mappings):
+        if mapping.file is None:
+            continue
+        here = f"{at('principals')}[{index}].file"
+        problem = managed_file_problem(mapping.file, "principals file", managed_dirs)
+        if problem:
+            raise InputError(here, problem)
+        if mapping.file == sshd_config:
+            raise InputError(here, f"principals file {mapping.file} is the sshd_config file itself")
 
 
 def _email_collisions(raw: list[str], where: str) -> list[str]:

@@ -72,6 +72,8 @@ class HostFacts:
     """'ssh.service', 'sshd.service', 'ssh.socket', 'sshd.socket' (only those systemd knows)."""
     users: dict[str, UserInfo | None] = field(default_factory=dict)
     """Each user a mapping names: its passwd entry, or None when it does not exist."""
+    links: dict[str, str] = field(default_factory=dict)
+    """Files read that are symlinks → their resolved target (`readlink -f`)."""
     socket_dropins: dict[str, str] = field(default_factory=dict)
     """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
     pid_files: dict[str, bool] = field(default_factory=dict)

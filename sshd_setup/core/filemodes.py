@@ -42,7 +42,7 @@ def converge_modes(plan: Plan, facts: HostFacts) -> Plan:
     files: list[FileChange] = []
     directories = list(plan.directories)
     for change in plan.files:
-        if change.mode is None or change.before is None:
+        if change.mode is None or change.before is None or change.remove:
             files.append(change)
             continue
         drift = (

@@ -221,7 +221,7 @@ def _build_context(desired: Desired | None, facts: HostFacts, plan: Plan | None,
     if plan is not None and plan.files:
         overlay = dict(facts.files)
         for change in plan.files:
-            overlay[change.path] = SnapshotEntry(change.after)
+            overlay[change.path] = SnapshotEntry(None if change.remove else change.after)
         after = load_tree(SnapshotSource(overlay, set(facts.dirs) | set(plan.directories)), main)
     ctx = _Context(desired, facts, plan, main, before, after, vendor)
     ctx.ours_before = _managed_locations(before)
@@ -968,55 +968,64 @@ def listen_ports(tree: ConfigTree) -> set[int]:
     return effective
 
 
+def required_port(desired: Desired | None) -> int:
+    """The port the gateway connects to: 22 for the SSH proxy, `sshd_setup.port` for Access for Infrastructure.
+
+    The finding codes keep their names (PORT-NOT-22 ...); with another required port, "22" reads as it.
+    """
+    return desired.port if desired is not None else 22
+
+
 def _check_ports(ctx: _Context) -> list[Finding]:
+    want = required_port(ctx.desired)
     out: list[Finding] = []
     tree = ctx.before
     ports, listens = _port_directives(tree)
     explicit = [(d, port) for d, port in listens if port is not None]
     effective = listen_ports(tree)
-    has22 = 22 in effective
-    # Any other port is an error, even beside 22: the gateway proxies only to 22, so the other port is
-    # a way in that bypasses it; the operator must say it is intended (--allow PORT-NOT-22).
+    has_wanted = want in effective
+    # Any other port is an error, even beside the gateway's: the gateway connects only to that one, so
+    # the other port is a way in that bypasses it; the operator must say it is intended (--allow PORT-NOT-22).
     severity = ERROR
     tail = (
-        "; sshd also listens on 22 (the gateway's port), but this port bypasses the gateway"
-        if has22
-        else "; the gateway only connects to port 22"
+        f"; sshd also listens on {want} (the gateway's port), but this port bypasses the gateway"
+        if has_wanted
+        else f"; the gateway only connects to port {want}"
     )
     for d, port in ports:
-        if port != 22:
+        if port != want:
             out.append(
                 Finding(
                     "PORT-NOT-22",
                     severity,
                     f"{_quote(d)}: sshd listens on port {port}{tail}",
-                    ("remove it (keep `Port 22`)" if has22 else "add `Port 22` (and remove this one)")
+                    (f"remove it (keep `Port {want}`)" if has_wanted else f"add `Port {want}` (and remove this one)")
                     + ", or pass --allow PORT-NOT-22 if the extra port is intended",
                     d.path,
                     d.lineno,
                 )
             )
     for d, port in explicit:
-        if port != 22:
+        if port != want:
             out.append(
                 Finding(
                     "LISTEN-PORT-NOT-22",
                     severity,
                     f"{_quote(d)} binds port {port}{tail}",
-                    "listen on port 22 on the address the gateway reaches, or pass --allow LISTEN-PORT-NOT-22",
+                    f"listen on port {want} on the address the gateway reaches, or pass --allow LISTEN-PORT-NOT-22",
                     d.path,
                     d.lineno,
                 )
             )
-    if not has22:
-        first = next((d for d, p in [*ports, *explicit] if p != 22), None)
+    if not has_wanted:
+        first = next((d for d, p in [*ports, *explicit] if p != want), None)
         out.append(
             Finding(
                 "NO-PORT-22",
                 ERROR,
-                f"sshd would not listen on port 22 (effective ports: {', '.join(map(str, sorted(effective)))}); "
-                "the gateway proxies to port 22 only, so certificate logins through it cannot reach this host",
-                "make sshd listen on port 22",
+                f"sshd would not listen on port {want} (effective ports: {', '.join(map(str, sorted(effective)))}); "
+                f"the gateway connects to port {want} only, so certificate logins through it cannot reach this host",
+                f"make sshd listen on port {want}",
                 first.path if first else tree.main_path,
                 first.lineno if first else 0,
             )
@@ -1074,28 +1083,29 @@ def _check_socket(ctx: _Context) -> list[Finding]:
     if not entries:
         return out
     ports = {p for p in (_listen_port(e) for e in entries) if p is not None}
-    others = sorted(p for p in ports if p != 22)
-    if 22 in ports and others:  # as `Port 2222` beside `Port 22` in sshd_config: a way around the gateway
+    want = required_port(ctx.desired)
+    others = sorted(p for p in ports if p != want)
+    if want in ports and others:  # as `Port 2222` beside `Port 22` in sshd_config: a way around the gateway
         out.append(
             Finding(
                 "SOCKET-PORT-NOT-22",
                 ERROR,
-                f"{name} also listens on port {', '.join(map(str, others))} beside 22: on a socket-activated host "
-                "the socket decides, and this port bypasses the gateway (which proxies only to 22)",
+                f"{name} also listens on port {', '.join(map(str, others))} beside {want}: on a socket-activated "
+                f"host the socket decides, and this port bypasses the gateway (which connects to {want} only)",
                 f"remove the extra ListenStream (then `systemctl daemon-reload` and `systemctl restart {name}`), "
                 "or pass --allow SOCKET-PORT-NOT-22 if the extra port is intended",
                 source_path or next((p for p, v in dropin_streams if v), ""),
             )
         )
-    if 22 not in ports:
+    if want not in ports:
         source_path = source_path or next((p for p, v in dropin_streams if v), "")
         out.append(
             Finding(
                 "SOCKET-NO-PORT-22",
                 ERROR,
-                f"{name} listens on {', '.join(entries)}, not on port 22: on a socket-activated host the socket "
-                "decides, and the gateway proxies to port 22 only",
-                f"add ListenStream=22 (drop-in under /etc/systemd/system/{name}.d/), then "
+                f"{name} listens on {', '.join(entries)}, not on port {want}: on a socket-activated host the "
+                f"socket decides, and the gateway connects to port {want} only",
+                f"add ListenStream={want} (drop-in under /etc/systemd/system/{name}.d/), then "
                 f"`systemctl daemon-reload` and `systemctl restart {name}`",
                 source_path,
             )
@@ -1628,6 +1638,25 @@ def _check_helpers(ctx: _Context) -> list[Finding]:
     return helper_findings(ctx.tree, ctx.facts, ctx.where) if ctx.facts.complete else []
 
 
+def _check_flow(ctx: _Context) -> list[Finding]:
+    """Access for Infrastructure without principal mappings: sshd's default decides who a certificate is."""
+    desired = ctx.desired
+    if desired is None or desired.flow != "access-infrastructure" or desired.mappings or desired.allow_all:
+        return []
+    return [
+        Finding(
+            "PRINCIPAL-IS-USERNAME",
+            INFO,
+            "flow access-infrastructure with no principal mappings: sshd's default applies, so a certificate "
+            "logs in as a Unix user only when it names that user as a principal (the gateway signs the username "
+            "the Access policy allows: connection_rules.ssh.usernames, or the e-mail alias with allow_email_alias)",
+            "make the policy's usernames the Unix users of this host, or map principals (sshd_setup.principals) "
+            "when other names must log in",
+            ctx.main,
+        )
+    ]
+
+
 CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_tree_errors,
     _check_global_only_in_match,
@@ -1637,6 +1666,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_foreign_match,
     _check_match_swallows,
     _check_ports,
+    _check_flow,
     _check_foreign_ca,
     _check_dropped_ca_keys,
     _check_users,

@@ -15,6 +15,7 @@ import jinja2
 from sshd_setup.core.config import ConfigFile, parse
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.pathpolicy import existing_ca_file_problem, is_our_principals_file, managed_file_problem
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file
 from sshd_setup.core.tree import FileSource, SourceMissing, SourceUnreadable, load_tree
 
@@ -40,6 +41,8 @@ class FileChange:
     """None: keep the existing file's mode (sshd_config)."""
     owner: str = "root"
     group: str = "root"
+    remove: bool = False
+    """A principals file sshd-setup wrote for a mapping the inventory no longer has: delete it."""
     meta_drift: str = ""
     """Same content, but owner or mode differ from what sshd needs (e.g. 'mode 0600 → 0644')."""
 
@@ -239,6 +242,7 @@ def plan_host(desired: Desired, source: FileSource, env: jinja2.Environment) -> 
         else:
             reason = f"unchanged: principals for {mapping.user} already listed"
         files.append(FileChange(mapping.file, before, after, reason))
+    files += _unmapped_principals_files(desired, main_before, source)
 
     directories = _missing_directories([f.path for f in files if f.before is None], source)
     return Plan(files=tuple(files), directories=directories, findings=tuple(findings), kept_ca_keys=kept)
@@ -274,12 +278,13 @@ def _foreign_ca_keys(
         return (), ""
     try:
         foreign = parse_key_file(text)
-    except InvalidKey as exc:
+    except InvalidKey:
+        # Which line, never what it says: that file may be anything (TrustedUserCAKeys /etc/shadow).
         findings.append(
             Finding(
                 "FOREIGN-CA-UNREADABLE",
                 Severity.ERROR,
-                f"cannot merge the keys of {path}: {exc}",
+                f"cannot merge the keys of {path}: {existing_ca_file_problem(text) or 'not a list of keys'}",
                 "fix that file or set foreign_ca_keys: replace",
                 current.path,
                 current.lineno,
@@ -288,6 +293,23 @@ def _foreign_ca_keys(
         return (), path
     kept = tuple(k for k in foreign if not any(k.same_key(d) for d in desired.ca_keys))
     return kept, path
+
+
+def _unmapped_principals_files(desired: Desired, main_before: str | None, source: FileSource) -> list[FileChange]:
+    """Principals files our old mappings block names that no mapping uses now, when we wrote them (header)."""
+    old_block = strip_managed_blocks(parse(main_before or "", desired.sshd_config)).found.get(MATCH_NAME, "")
+    wanted = {m.file for m in desired.mappings if m.file}
+    removals: list[FileChange] = []
+    for line in parse(old_block, desired.sshd_config).lines:
+        path = line.value if line.keyword == "authorizedprincipalsfile" else ""
+        if not path or path in wanted or managed_file_problem(path, "principals file", desired.managed_dirs):
+            continue
+        before = _read(source, path)
+        if before is None or not is_our_principals_file(before) or any(c.path == path for c in removals):
+            continue
+        reason = "remove: a principals file sshd-setup wrote for a mapping the inventory no longer has"
+        removals.append(FileChange(path, before, "", reason, remove=True))
+    return removals
 
 
 def _missing_directories(paths: list[str], source: FileSource) -> tuple[str, ...]:

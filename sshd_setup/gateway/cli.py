@@ -18,7 +18,11 @@ import typer
 if TYPE_CHECKING:
     from sshd_setup.core.sshkeys import PublicKey
 
-app = typer.Typer(help="The gateway's SSH certificate authority.", no_args_is_help=True)
+app = typer.Typer(
+    help="The gateway's SSH certificate authority.",
+    no_args_is_help=True,
+    epilog="Example: sshd-setup ca fetch --account-id ID --output keys/gateway_ca.pub",
+)
 
 # Kept equal to sshd_setup.gateway.api.DEFAULT_API_BASE (a test checks); not imported from
 # there because that module pulls in httpx.
@@ -29,7 +33,9 @@ def _err(text: str) -> None:
     typer.echo(f"sshd-setup: {text}", err=True)
 
 
-@app.command()
+@app.command(
+    epilog="Example: sshd-setup ca fetch --account-id 0123456789abcdef0123456789abcdef --token-file token -o ca.pub"
+)
 def fetch(
     account_id: str = typer.Option(..., "--account-id", help="Cloudflare account ID (32 hex digits)."),
     output: Path | None = typer.Option(
@@ -100,6 +106,7 @@ def _read_keys_file(path: Path) -> tuple[str, list[PublicKey]]:
     """The file's text and keys ('' and [] when it does not exist); InputError when unusable."""
     from sshd_setup.core.sshkeys import InvalidKey, parse_key_file
     from sshd_setup.errors import InputError
+    from sshd_setup.inputfile import MAX_KEY_FILE_BYTES, NotReadable, read_bounded
 
     target = _target(path)
     where = str(path)
@@ -111,9 +118,11 @@ def _read_keys_file(path: Path) -> tuple[str, list[PublicKey]]:
     if not os.access(parent, os.W_OK):
         raise InputError(where, f"directory {parent} is not writable")
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_bounded(target, MAX_KEY_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
         return "", []
+    except NotReadable as exc:
+        raise InputError(where, f"the existing file {exc}") from None
     except UnicodeDecodeError:
         raise InputError(where, "existing file is not UTF-8 text; not a CA keys file") from None
     except OSError as exc:

@@ -65,6 +65,7 @@ def apply_script(
     files: list[tuple[str, str, FileMode | None]],
     users: tuple[str, ...] = (),
     pid_file: str = "none",
+    remove: tuple[str, ...] = (),
     force_reload: bool = False,
     require_exec: tuple[str, ...] = (),
 ) -> str:
@@ -97,18 +98,22 @@ def apply_script(
         ),
         script("apply.sh"),
     ]
-    for user in users:
-        parts.append(f"ensure_user {shlex.quote(user)}\n")
-    for directory in directories:
-        parts.append(f"install -d -m 0755 -o root -g root {shlex.quote(directory)}\n")
+    # Users, new directories and the files in them: only once the assembled tree validated (run_apply).
+    later = [f"ensure_user {shlex.quote(user)}\n" for user in users]
+    later += [f"make_dir {shlex.quote(directory)}\n" for directory in directories]
     for path, text, file_mode in files:
         mode, owner, group = ("-", "-", "-") if file_mode is None else (f"{file_mode[0]:o}", *file_mode[1:])
         args = " ".join(shlex.quote(a) for a in (path, mode, owner, group))
         if "\0" not in text:  # a quoted shell word holds any byte but NUL; printf writes it exactly
-            parts.append(f"stage {args} {shlex.quote(text)}\n")
+            line = f"stage {args} {shlex.quote(text)}\n"
         else:
             encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
-            parts.append(f"stage {args} <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n")
+            line = f"stage {args} <<'SSHD_SETUP_EOF'\n{encoded}SSHD_SETUP_EOF\n"
+        in_new_directory = any(path.startswith(directory + "/") for directory in directories)
+        (later if in_new_directory else parts).append(line)
+    if later:
+        parts.append("after_validation() {\n" + "".join(later) + "}\n")
+    parts += [f"remove_later {shlex.quote(path)}\n" for path in remove]
     parts.append("run_apply\n")
     return "".join(parts)
 

@@ -3,7 +3,8 @@
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
 # REQUIRE_EXEC (helper binaries the assembled tree names, checked before any change),
 # TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
-# then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
+# then calls: stage (per file in an existing directory), defines after_validation (users, new directories,
+# the files in them), and finally calls `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -37,8 +38,20 @@ stage() {
   fi || STAGE_FAILED="$STAGE_FAILED $1"
   STAGED="$STAGED $1"
 }
-unstage() { for t in $STAGED; do staged "$t"; rm -f "$S"; done; }
+unstage() { for t in $STAGED; do staged "$t"; rm -f "$S"; done; remove_made_dirs; }
 fail() { r "FAIL $1"; shift; [ $# -gt 0 ] && { r "OUTPUT"; printf '%s\n' "$@" | base64; r "EOF"; }; unstage; r "END"; exit 3; }
+
+# Users and directories are created only once the assembled tree validated (after_validation, generated:
+# ensure_user, make_dir and the stage lines of files in those directories). Each one is reported
+# (@@USER created / @@DIR created); a later failure removes the directories again (users are kept).
+MADE_DIRS=""
+after_validation() { :; }
+make_dir() {
+  [ -d "$1" ] && return 0
+  install -d -m 0755 -o root -g root "$1" || fail dir "cannot create directory $1"
+  MADE_DIRS="$1 $MADE_DIRS"; r "DIR created $1"
+}
+remove_made_dirs() { for d in $MADE_DIRS; do rmdir "$d" 2>/dev/null && r "DIR removed $d"; done; MADE_DIRS=""; }
 
 validate() {
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
@@ -57,7 +70,7 @@ backup() {
   BK="$BK_ROOT/$TS"; [ -e "$BK" ] && BK="$BK_ROOT/$TS-$$"
   existing=""
   dirs="$BK/files"
-  for t in $STAGED; do
+  for t in $STAGED $REMOVE; do
     [ -e "$t" ] || continue
     existing="$existing $t"
     case " $dirs " in *" $BK/files${t%/*} "*) ;; *) dirs="$dirs $BK/files${t%/*}";; esac
@@ -65,7 +78,7 @@ backup() {
   umask 077  # a new BK_ROOT and everything below it: root only (one mkdir for all)
   mkdir -p $dirs || fail backup "cannot create $BK"
   umask 022
-  for t in $STAGED; do
+  for t in $STAGED $REMOVE; do
     case " $existing " in *" $t "*) echo "existed $t";; *) echo "created $t";; esac
   done > "$BK/manifest"
   for t in $existing; do
@@ -100,8 +113,14 @@ install_staged() {
     mv -f "$S" "$t" || { restore_backup; fail install "cannot rename into $t"; }
     relabel "$t"
   done
+  remove_unmapped
   r "STEP installed"
 }
+
+# Principals files we wrote for mappings the inventory no longer has (backed up first, like any other).
+REMOVE=""
+remove_later() { REMOVE="$REMOVE $1"; }
+remove_unmapped() { for t in $REMOVE; do rm -f "$t" && r "REMOVED $t"; done; }
 
 restore_backup() {
   [ -f "$BK/manifest" ] || return 0
@@ -181,12 +200,14 @@ reload_sshd() {
 
 run_apply() {
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
+  validate
+  after_validation
+  [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
   # FORCE_RELOAD: nothing to write, but the running sshd has not loaded the files on disk (pending)
   [ -n "$STAGED" ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
-  validate
-  if [ -n "$STAGED" ]; then
+  if [ -n "$STAGED$REMOVE" ]; then
     backup
-    mark_pending
+    [ -z "$STAGED" ] || mark_pending
     install_staged
   fi
   [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload

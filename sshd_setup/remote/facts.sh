@@ -5,12 +5,28 @@
 # this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 r() { printf '@@%s\n' "$*"; }
+# A path through a symlink (the file or a directory on its way) is reported with its real target: the
+# controller judges that by the managed-path policy and never prints a refused one. What it points at is
+# read at most LINK_MAX bytes (no /proc file, no log). A dangling link is unreadable, not missing.
+LINK_MAX=1048577
+haslink() {
+  p=$1
+  while [ -n "$p" ]; do
+    [ -L "$p" ] && return 0
+    case "$p" in */*) p=${p%/*};; *) p="";; esac
+  done
+  return 1
+}
 sendfile() {
   case " $SEEN " in *" $1 "*) return 0;; esac
   SEEN="$SEEN $1"
+  linked=""
+  if haslink "$1"; then linked=1; r "LINK $1 $(readlink -f -- "$1" 2>/dev/null)"; fi
   if [ -d "$1" ]; then r "DIR $1"; return 0; fi
+  if [ -L "$1" ] && [ ! -e "$1" ]; then r "UNREADABLE $1"; return 0; fi
   if [ ! -e "$1" ]; then r "MISSING $1"; return 0; fi
   if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; NEED_GROUPS=1; return 0; fi
+  if [ -n "$linked" ]; then r "FILE $1"; head -c "$LINK_MAX" < "$1" | base64; r "EOF"; return 0; fi
   r "FILE $1"; base64 < "$1" || true; r "EOF"
 }
 # scan FILE: one awk pass printing "i:ARG" (Include), "c:ARG" (TrustedUserCAKeys) and "g:" when the
@@ -21,7 +37,12 @@ scan() {
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
          if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
          if (kw == "listenaddress") print "l:"
-         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"; else if (kw == "pidfile") tag = "p"; else if (kw == "sshdsessionpath" || kw == "sshdauthpath") tag = "x"; else next
+         if (line ~ /^# BEGIN sshd-setup managed block: principal mappings/) ours = 1
+         else if (line ~ /^# END sshd-setup managed block/) ours = 0
+         if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"
+         else if (ours && kw == "authorizedprincipalsfile") tag = "p"
+         else if (kw == "pidfile") tag = "q"; else if (kw == "sshdsessionpath" || kw == "sshdauthpath") tag = "x"
+         else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
          for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; gsub(/["\047]/, "", a[i]); if (a[i] == "") continue
@@ -37,7 +58,8 @@ follow() {
     case "$word" in
       i:*) includes="$includes ${word#i:}";;
       c:*) CAS="$CAS ${word#c:}";;
-      p:/*) PIDFILE_SET="$PIDFILE_SET ${word#p:}";;
+      p:*) OURS="$OURS ${word#p:}";;
+      q:/*) PIDFILE_SET="$PIDFILE_SET ${word#q:}";;
       x:/*) HELPERS="$HELPERS ${word#x:}";;
       g:) NEED_GROUPS=1;;
       l:) NEED_ADDRS=1;;
@@ -74,6 +96,7 @@ SEEN=""
 STAT_DIRS=""
 PIDFILE_SET=""
 CAS=""
+OURS=""
 NEED_GROUPS=""
 NEED_ADDRS=""
 HELPERS=""
@@ -127,6 +150,8 @@ follow "$MAIN" 0
 [ -e "$MAIN" ] || follow /usr/etc/ssh/sshd_config 0
 case "$START_MAIN" in /*) [ "$START_MAIN" = "$MAIN" ] || { r "STARTMAIN $START_MAIN"; follow "$START_MAIN" 0; };; esac
 for f in $EXTRA_FILES; do sendfile "$f"; done
+# Principals files named in our mappings block (one no longer mapped is removed when we wrote it).
+for f in $OURS; do case "$f" in /*) sendfile "$f";; esac; done
 # CA files named anywhere in the tree (a foreign TrustedUserCAKeys to merge or report), crypto policy.
 for f in $CAS; do
   case "$f" in /*) sendfile "$f";; none) ;; *) sendfile "/etc/ssh/$f";; esac

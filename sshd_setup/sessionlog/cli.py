@@ -16,11 +16,14 @@ import typer
 from sshd_setup.errors import InputError
 
 app = typer.Typer(
-    help="Session command logs: key pair, decrypt to ZIP, replay, show; encrypt (tests).",
+    help="Session command logs: key pair, decrypt to ZIP, replay, show.",
     no_args_is_help=True,
+    epilog="Example: sshd-setup logs decrypt -c session.capture -k sshkey --replay",
 )
 
-CaptureOption = typer.Option(..., "--input", "-i", help="Encrypted session capture downloaded from the gateway.")
+CaptureOption = typer.Option(
+    ..., "--capture", "-c", "--input", help="Encrypted session capture downloaded from the gateway (--input: old name)."
+)
 PrivateKeyOption = typer.Option(..., "--key", "-k", help="Private key file written by `logs keygen`.")
 
 
@@ -42,7 +45,7 @@ def _input_errors(capture: Path | None = None, key: Path | None = None) -> Itera
         raise InputError(str(exc.filename or ""), exc.strerror or str(exc)) from None
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup logs keygen -o sshkey  (then give the gateway sshkey.pub)")
 def keygen(
     output: Path = typer.Option(..., "--output", "-o", help="Private key file; the public key goes to OUTPUT.pub."),
     force: bool = typer.Option(False, "--force", help="Replace existing key files."),
@@ -60,7 +63,7 @@ def keygen(
     typer.echo(content.decode())
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup logs decrypt -c session.capture -k sshkey -o session.zip")
 def decrypt(
     capture: Path = CaptureOption,
     key: Path = PrivateKeyOption,
@@ -116,7 +119,7 @@ def _replay(capture: Path, private_key: bytes, speed: float, max_delay: float | 
             play(replay_steps(reader.fragments()), sys.stdout.buffer, speed=speed, max_delay=max_delay)
 
 
-@app.command()
+@app.command(epilog="Example: sshd-setup logs show -c session.capture -k sshkey --json")
 def show(
     capture: Path = CaptureOption,
     key: Path = PrivateKeyOption,
@@ -145,12 +148,13 @@ def show(
     Console().print(table)
 
 
-@app.command()
+@app.command(hidden=True)  # builds test captures; not an operator's command
 def encrypt(
     session: Path = typer.Option(
         ...,
+        "--session",
+        "-s",
         "--input",
-        "-i",
         help='Session as JSON: {"started_at", "pty", "exit_data", '
         '"packets": [{"source", "elapsed_us", "text" or "base64"}]}.',
     ),

@@ -1,30 +1,32 @@
-"""testinfra hosts made from inventory entries: the paramiko backend, with the inventory's known_hosts.
+"""testinfra hosts made from inventory entries: the paramiko backend, connected as `sshd-setup apply` connects.
 
 testinfra's own paramiko backend (``paramiko://user@host:port?ssh_identity_file=…``) never loads a
-known_hosts file and only warns about unknown host keys. The subclass here checks host keys the way
-`sshd-setup apply` does: the files named by ``-o UserKnownHostsFile=…`` in ansible_ssh_common_args (else
-ssh's default ~/.ssh/known_hosts) plus /etc/ssh/ssh_known_hosts, strict unless ANSIBLE_HOST_KEY_CHECKING
-or ``-o StrictHostKeyChecking`` relax it. `sudo -n` (never a password prompt that would hang) when the
-inventory says become and the user is not root.
+known_hosts file, only warns about unknown host keys and knows no jump host. The subclass here takes its
+connection from sshd_setup.sshclient, as apply does: the same route (jump hosts, proxy command), the same
+known_hosts files (``-o UserKnownHostsFile=…``, else ssh's defaults, plus /etc/ssh/ssh_known_hosts),
+strict unless ANSIBLE_HOST_KEY_CHECKING or ``-o StrictHostKeyChecking`` relax it, the same timeouts.
+When the inventory says become and the user is not root: `sudo -n` (never a prompt that would hang), or,
+with ansible_become_password (or `verify -K`, passed to the checks in SSHD_SETUP_BECOME_PASSWORD), sudo
+as sshd_setup.become runs it (the password only on sudo's own prompt).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import socket
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import paramiko
 from testinfra.backend.paramiko import ParamikoBackend
 
+from sshd_setup import become
 from sshd_setup.inventory import HostEntry
-from sshd_setup.transport import _ssh_option, host_key_checking_default
+from sshd_setup.sshclient import close_connection, open_connection, timeout_for
+from sshd_setup.transport import host_key_checking_default
 
-SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+#: `sshd-setup verify -K` hands the password to the checks (and xdist workers) here: never argv or output.
+BECOME_PASSWORD_ENV = "SSHD_SETUP_BECOME_PASSWORD"
 
 
 def uses_sudo(entry: HostEntry) -> bool:
@@ -52,33 +54,6 @@ def hostspec(entry: HostEntry) -> str:
     return f"paramiko://{netloc}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
 
-def known_hosts_files(entry: HostEntry, ssh_config: dict[str, Any]) -> list[Path]:
-    named = _ssh_option(entry.ssh_args, "UserKnownHostsFile") or ssh_config.get("userknownhostsfile")
-    candidates = str(named).split() if named else list(DEFAULT_KNOWN_HOSTS)
-    files = [Path(os.path.expanduser(c)) for c in [*candidates, SYSTEM_KNOWN_HOSTS]]
-    return [f for f in files if f.is_file()]
-
-
-def host_key_policy(entry: HostEntry, checking: bool | None) -> paramiko.MissingHostKeyPolicy:
-    """Reject unknown host keys unless relaxed; a CHANGED known key is refused by paramiko either way."""
-    strict = _ssh_option(entry.ssh_args, "StrictHostKeyChecking")
-    if strict is not None and strict.lower() in ("no", "off", "accept-new"):
-        return paramiko.AutoAddPolicy()
-    if checking is None:
-        checking = host_key_checking_default()
-    return paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy()
-
-
-def _user_ssh_config(address: str) -> dict[str, Any]:
-    path = Path(os.path.expanduser("~/.ssh/config"))
-    if not path.is_file():
-        return {}
-    try:
-        return dict(paramiko.SSHConfig.from_path(str(path)).lookup(address))
-    except (OSError, paramiko.SSHException):
-        return {}
-
-
 def make_host(entry: HostEntry, host_key_checking: bool | None = None, timeout: float = 10.0) -> Any:
     """A testinfra Host for ENTRY; connects on its first command."""
     import testinfra.host
@@ -101,9 +76,33 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         self.host_key_checking = host_key_checking
 
     def get_sudo_command(self, command: str, sudo_user: str | None) -> str:
-        if sudo_user is None:
-            return str(self.quote("sudo -n /bin/sh -c %s", command))
-        return str(self.quote("sudo -n -u %s /bin/sh -c %s", sudo_user, command))
+        if sudo_user not in (None, "root"):
+            raise ValueError("sshd-setup's checks run as root only")
+        return become.command_as_root(command, self.become_password is not None)
+
+    @property
+    def become_password(self) -> str | None:
+        """The inventory's ansible_become_password, else the one -K asked for (as apply decides)."""
+        return self.entry.connection_vars.become_password or os.environ.get(BECOME_PASSWORD_ENV) or None
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        password = self.become_password
+        if not (self.sudo and password is not None):
+            return super()._exec_command(command)  # type: ignore[no-any-return]
+        transport = self.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        try:
+            channel.exec_command(command)
+            try:  # the password goes only to sudo's own prompt (sshd_setup.become)
+                head, head_err = become.await_root_shell(become.ChannelStreams(channel), password, self.timeout)
+            except become.BecomeError as exc:
+                return 1, b"", str(exc).encode()
+            stdout = head + b"".join(channel.makefile("rb"))
+            stderr = head_err + b"".join(channel.makefile_stderr("rb"))
+            return channel.recv_exit_status(), stdout, stderr
+        finally:
+            channel.close()
 
     def get_pytest_id(self) -> str:
         return self.entry.name
@@ -111,34 +110,19 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
     @functools.cached_property
     def client(self) -> paramiko.SSHClient:
         entry = self.entry
-        config = _user_ssh_config(entry.address)
-        client = paramiko.SSHClient()
-        for file in known_hosts_files(entry, config):
-            client.load_host_keys(str(file))
-        client.set_missing_host_key_policy(host_key_policy(entry, self.host_key_checking))
-        kwargs: dict[str, Any] = {
-            "hostname": config.get("hostname", entry.address),
-            "port": entry.port or int(config.get("port", 22)),
-            "username": entry.user or config.get("user"),
-            "timeout": self.timeout,
-            "banner_timeout": self.timeout,
-            "auth_timeout": self.timeout,
-        }
-        key_file = entry.key_file or (config.get("identityfile") or [None])[0]
-        if key_file:
-            kwargs["key_filename"] = os.path.expanduser(key_file)
-            kwargs["look_for_keys"] = entry.key_file is None
-        # TCP_NODELAY, as the transport does: each command waits for its reply, and Nagle's algorithm
-        # meeting the peer's delayed ACK would add ~40 ms to every one of them.
-        sock = socket.create_connection((kwargs["hostname"], kwargs["port"]), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            client.connect(sock=sock, **kwargs)
-        except BaseException:
-            client.close()
-            sock.close()
-            raise
+        checking = host_key_checking_default() if self.host_key_checking is None else self.host_key_checking
+        if entry.connection_vars.host_key_checking is False:
+            checking = False
+        self._connection = open_connection(entry, checking, timeout_for(entry, float(self.timeout)))
+        client: paramiko.SSHClient = self._connection.client
         return client
+
+    def close_all(self) -> None:
+        """Close the connection and the jump host connections it went through."""
+        connection = self.__dict__.pop("_connection", None)
+        self.__dict__.pop("client", None)
+        if connection is not None:
+            close_connection(connection)
 
     def peer_addresses(self) -> tuple[str, str] | None:
         """(our address as the host sees it, the host's address) of the live connection."""
@@ -147,4 +131,11 @@ class InventoryParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         try:
             return str(sock.getsockname()[0]), str(sock.getpeername()[0])  # type: ignore[union-attr]
         except (AttributeError, OSError):
+            pass
+        # through a jump host or a proxy command: ask sshd (SSH_CONNECTION: client ip, port, server ip, port)
+        try:
+            _, stdout, _ = self.client.exec_command('printf %s "$SSH_CONNECTION"', timeout=self.timeout)
+            words = stdout.read().decode("utf-8", "replace").split()
+        except (OSError, EOFError, paramiko.SSHException):
             return None
+        return (words[0], words[2]) if len(words) == 4 else None

@@ -6,6 +6,8 @@ Options (each also read from an environment variable, for runs where this plugin
     --sshd-setup-limit PATTERN      SSHD_SETUP_LIMIT       Ansible host pattern, as `--limit`
     --sshd-setup-allow CODE         SSHD_SETUP_ALLOW       error finding codes not to count (comma list)
     --sshd-setup-host-key-checking yes|no                 default: ANSIBLE_HOST_KEY_CHECKING (else yes)
+                                    SSHD_SETUP_BECOME_PASSWORD   sudo password (`verify -K` sets it for its
+                                                           run only: never an option, so never in argv)
 
 Fixtures: ``target`` (a VerifyHost: inventory entry + testinfra connection + cached reads; ``target.host``
 is its testinfra Host), ``desired`` and, for per-mapping checks, ``mapping``. The suite's conftest.py also
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,11 +33,39 @@ from sshd_setup.inventory import HostEntry, load_inventory
 
 _HOSTS = pytest.StashKey[list[HostEntry]]()
 _TARGETS = pytest.StashKey[dict[str, Any]]()
+_STARTED = pytest.StashKey[set[str]]()
+STOP_FILE_ENV = "SSHD_SETUP_STOP_FILE"
+"""`verify` creates this file on Ctrl-C: hosts not yet started are skipped, those started finish."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and os.environ.get(STOP_FILE_ENV):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # an xdist worker: `verify` decides, via the stop file
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """After Ctrl-C (the stop file exists) start no new host; a host already started runs all its checks."""
+    host = host_name(item)
+    started = item.config.stash.setdefault(_STARTED, set())
+    if host is None or host in started:
+        return None
+    stop = os.environ.get(STOP_FILE_ENV)
+    if stop and os.path.exists(stop):
+        return True  # handled: not run, no report (the host is reported not started)
+    started.add(host)
+    return None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sshd-setup", "sshd-setup verification")
-    group.addoption("--sshd-setup-inventory", dest="sshd_setup_inventory", help="sshd-setup inventory to verify")
+    group.addoption(
+        "--sshd-setup-inventory",
+        dest="sshd_setup_inventory",
+        action="append",
+        default=[],
+        help="sshd-setup inventory to verify (repeat to merge, as -i)",
+    )
     group.addoption("--sshd-setup-limit", dest="sshd_setup_limit", help="Ansible host pattern (as --limit)")
     group.addoption(
         "--sshd-setup-allow", dest="sshd_setup_allow", action="append", default=[], help="finding code not to count"
@@ -44,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="sshd_setup_host_key_checking",
         choices=["yes", "no"],
         help="check host keys against known_hosts (default: ANSIBLE_HOST_KEY_CHECKING, else yes)",
+    )
+    group.addoption(
+        "--sshd-setup-timeout", dest="sshd_setup_timeout", type=float, default=10.0, help="connect timeout (s)"
     )
 
 
@@ -61,7 +95,7 @@ def selected_hosts(config: pytest.Config) -> list[HostEntry]:
                 "the sshd-setup verification suite needs --sshd-setup-inventory INV (or SSHD_SETUP_INVENTORY)"
             )
         try:
-            inventory = load_inventory(Path(path))
+            inventory = load_inventory([Path(p) for p in ([path] if isinstance(path, str) else path)])
             config.stash[_HOSTS] = inventory.select(_option(config, "sshd_setup_limit", "SSHD_SETUP_LIMIT"))
         except SshdSetupError as exc:
             raise pytest.UsageError(f"sshd-setup inventory: {exc}") from None
@@ -128,6 +162,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return (order.get(host, len(order)) if host else -1, rank, module, line, position)
 
     items.sort(key=key)
+    for item in items:  # `verify --forks`: pytest-xdist --dist loadgroup keeps each host on one worker
+        host = host_name(item)
+        if host:
+            item.add_marker(pytest.mark.xdist_group(host))
 
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -151,7 +189,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[Any]:
     entry: HostEntry = request.param
     targets = request.config.stash.setdefault(_TARGETS, {})
     if entry.name not in targets:
-        verify_host = VerifyHost(entry, host_key_checking(request.config), allowed_codes(request.config))
+        verify_host = VerifyHost(
+            entry,
+            host_key_checking(request.config),
+            allowed_codes(request.config),
+            timeout=float(request.config.getoption("sshd_setup_timeout", default=10.0)),
+        )
         targets[entry.name] = verify_host
         with contextlib.suppress(HostUnreachable):  # remembered in verify_host.unreachable
             verify_host.connect()

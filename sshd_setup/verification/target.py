@@ -21,6 +21,7 @@ from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
+from sshd_setup.sshclient import Unreachable
 from sshd_setup.verification.checks import EffectiveConfig, parse_sshd_t
 from sshd_setup.verification.connection import make_host
 
@@ -74,10 +75,16 @@ class Run:
 
 
 class VerifyHost:
-    def __init__(self, entry: HostEntry, host_key_checking: bool | None = None, allow: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        entry: HostEntry,
+        host_key_checking: bool | None = None,
+        allow: frozenset[str] = frozenset(),
+        timeout: float = 10.0,
+    ):
         self.entry = entry
         self.allow = allow
-        self.host: Any = make_host(entry, host_key_checking)
+        self.host: Any = make_host(entry, host_key_checking, timeout)
         self.unreachable: str | None = None
 
     @property
@@ -92,12 +99,15 @@ class VerifyHost:
         """Open the connection now; raise HostUnreachable with one line when that is impossible."""
         try:
             result = self.host.run("true")
+        except Unreachable as exc:  # the route, host key, banner, timeout: already one line
+            self.unreachable = str(exc)
+            raise HostUnreachable(self.unreachable) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.unreachable = describe_connect_error(self.entry, exc)
             raise HostUnreachable(self.unreachable) from None
         if result.rc != 0:
             why = _first_line(result.stderr) or f"exit {result.rc}"
-            self.unreachable = f"logged in but cannot run commands{' with sudo -n' if self._sudo else ''}: {why}"
+            self.unreachable = f"logged in but cannot run commands{' with sudo' if self._sudo else ''}: {why}"
             raise HostUnreachable(self.unreachable)
 
     @property
@@ -106,6 +116,10 @@ class VerifyHost:
 
     def close(self) -> None:
         """Close the SSH connection; a later command would open a new one."""
+        close_all = getattr(self.host.backend, "close_all", None)
+        if close_all is not None:
+            close_all()
+            return
         client = self.host.backend.__dict__.pop("client", None)  # the backend's cached_property
         if client is not None:
             client.close()

@@ -1,4 +1,5 @@
-"""sshd runs under the right unit (ssh or sshd; the socket on a socket-activated host) and listens on 22."""
+"""sshd runs under the right unit (ssh or sshd; the socket on a socket-activated host) and listens where the
+gateway connects: port 22, or `sshd_setup.port` with `flow: access-infrastructure`."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ def test_sshd_active(target: VerifyHost, record_property: RecordProperty) -> Non
 
 
 def test_listening_on_22(target: VerifyHost, record_property: RecordProperty) -> None:
-    """Something listens on TCP port 22, where the gateway connects."""
+    """Something listens on the TCP port the gateway connects to (22; access-infrastructure: sshd_setup.port)."""
+    port = str(target.desired.port)
     try:
         sockets = [str(s) for s in target.host.socket.get_listening_sockets()]
     except Exception as exc:  # neither ss nor netstat on the host
         fail(f"cannot list listening sockets (needs ss or netstat): {exc}")
         return
-    if not any(s.startswith("tcp://") and s.rsplit(":", 1)[-1] == "22" for s in sockets):
+    if not any(s.startswith("tcp://") and s.rsplit(":", 1)[-1] == port for s in sockets):
         tcp = sorted({s.removeprefix("tcp://") for s in sockets if s.startswith("tcp://")})
-        fail(f"nothing listens on TCP port 22 (TCP listeners: {', '.join(tcp) or 'none'})")
-    record_property("sshd_setup_detail", ", ".join(s.removeprefix("tcp://") for s in sockets if s.endswith(":22")))
+        fail(f"nothing listens on TCP port {port} (TCP listeners: {', '.join(tcp) or 'none'})")
+    listening = [s.removeprefix("tcp://") for s in sockets if s.endswith(f":{port}")]
+    record_property("sshd_setup_detail", ", ".join(listening))

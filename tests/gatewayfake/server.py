@@ -8,8 +8,12 @@ Default behaviour (stateful, as documented):
   wrong token → 401, unknown account → 404 (Cloudflare-shaped envelopes).
 
 Tests override single answers with `script(method, Reply(...), ...)`: scripted replies are used
-first, in order, then the default behaviour resumes. In a reply body the text `{AUTH}` is
+first, in order, then the default behaviour resumes; `script(method, ..., path="targets/batch")`
+scripts only requests whose path ends with that text. In a reply body the text `{AUTH}` is
 replaced by the Authorization header the server received (to test that clients redact it).
+
+The Access for Infrastructure endpoints (targets, virtual networks, audit SSH settings) are in
+`infra.py`, served from the same port: `gw.infra` holds their state.
 """
 
 from __future__ import annotations
@@ -22,17 +26,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+try:  # tests/ may or may not be a package
+    from tests.gatewayfake.infra import Infra, envelope, error_envelope
+except ModuleNotFoundError:
+    from gatewayfake.infra import Infra, envelope, error_envelope  # type: ignore[no-redef]
+
+__all__ = ["ALREADY_EXISTS", "FakeGateway", "Reply", "envelope", "error_envelope"]
 
 ALREADY_EXISTS = "access.api.error.gateway_ca_already_exists"
 _PATH = re.compile(r"^/client/v4/accounts/([^/]+)/access/gateway_ca$")
-
-
-def envelope(result: Any = None, errors: list[dict[str, Any]] | None = None, success: bool = True) -> Any:
-    return {"success": success, "errors": errors or [], "messages": [], "result": result}
-
-
-def error_envelope(code: Any, message: str) -> Any:
-    return envelope(None, [{"code": code, "message": message}], success=False)
+_ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)/(.+)$")
 
 
 @dataclass
@@ -59,11 +64,16 @@ class FakeGateway:
         self.exists = exists
         self.ca_id = "ca-0001"
         self.requests: list[Seen] = []
-        self._scripts: dict[str, deque[Reply]] = {"POST": deque(), "GET": deque()}
+        self.infra = Infra()
+        self._scripts: dict[str, deque[tuple[str | None, Reply]]] = {
+            method: deque() for method in ("POST", "GET", "PUT", "DELETE")
+        }
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for serve_forever to notice, which by default
+        # takes up to 0.5 s per fake (seconds over a whole test run).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
 
     # -- control ---------------------------------------------------------------------------
 
@@ -75,12 +85,16 @@ class FakeGateway:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/client/v4"
 
-    def script(self, method: str, *replies: Reply) -> None:
+    def script(self, method: str, *replies: Reply, path: str | None = None) -> None:
         with self._lock:
-            self._scripts[method].extend(replies)
+            self._scripts[method].extend((path, reply) for reply in replies)
 
     def methods(self) -> list[str]:
         return [seen.method for seen in self.requests]
+
+    def writes(self) -> list[Seen]:
+        """Every request that could change something (all but GET)."""
+        return [seen for seen in self.requests if seen.method != "GET"]
 
     def start(self) -> FakeGateway:
         self._thread.start()
@@ -92,11 +106,25 @@ class FakeGateway:
 
     # -- behaviour -------------------------------------------------------------------------
 
-    def answer(self, method: str, path: str, authorization: str | None) -> Reply:
+    def answer(self, method: str, path: str, authorization: str | None, body: bytes = b"") -> Reply:
         with self._lock:
-            if self._scripts.get(method):
-                return self._scripts[method].popleft()
+            bare = urlsplit(path).path
+            queue = self._scripts.get(method, deque())
+            for index, (suffix, reply) in enumerate(queue):
+                if suffix is None or bare.endswith(suffix):
+                    del queue[index]
+                    return reply
             match = _PATH.match(path)
+            other = _ACCOUNT_PATH.match(bare)
+            if not match and other and self.infra.serves(other.group(2)):
+                if authorization != f"Bearer {self.token}":
+                    return Reply(401, error_envelope(10000, "Authentication error"))
+                if other.group(1) != self.account:
+                    return Reply(404, error_envelope(7003, "Could not route to account"))
+                status, payload, headers = self.infra.answer(
+                    method, other.group(2), parse_qs(urlsplit(path).query), body
+                )
+                return Reply(status, payload, headers)
             if method not in ("POST", "GET") or not match:
                 return Reply(404, error_envelope(7003, "Could not route to " + path))
             if authorization != f"Bearer {self.token}":
@@ -126,7 +154,7 @@ class FakeGateway:
                 authorization = self.headers.get("Authorization")
                 with gateway._lock:
                     gateway.requests.append(Seen(self.command, self.path, authorization, body))
-                reply = gateway.answer(self.command, self.path, authorization)
+                reply = gateway.answer(self.command, self.path, authorization, body)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if isinstance(reply.body, (dict, list)):

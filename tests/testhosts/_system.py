@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -227,12 +228,25 @@ def ipv4_routes() -> list[str]:
     return [line.split()[0] for line in sh(["ip", "-4", "route", "show"], check=False).splitlines() if line]
 
 
-def sysctl_at_least(key: str, value: int) -> None:
-    """Raise a numeric sysctl to VALUE if it is lower (never lowers it)."""
+def sysctl_at_least(key: str, value: int, record: Path | None = None) -> None:
+    """Raise a numeric sysctl to VALUE if it is lower (never lowers it); RECORD keeps the value it had."""
     path = Path("/proc/sys", *key.split("."))
     current = int(path.read_text().split()[0])
     if current < value:
+        if record is not None:
+            saved = json.loads(record.read_text()) if record.exists() else {}
+            saved.setdefault(key, current)
+            record.write_text(json.dumps(saved))
         path.write_text(f"{value}\n")
+
+
+def restore_sysctls(record: Path) -> None:
+    """Put back the values sysctl_at_least() recorded (live values only: nothing was ever persisted)."""
+    if not record.exists():
+        return
+    for key, value in json.loads(record.read_text()).items():
+        Path("/proc/sys", *key.split(".")).write_text(f"{value}\n")
+    record.unlink()
 
 
 # --- cgroups -----------------------------------------------------------------------------------

@@ -167,8 +167,9 @@ def try_login(
     command: str = "true",
     timeout: float = 30,
     journal_wait: float = 5.0,
+    port: int = 22,
 ) -> LoginResult:
-    """Attempt a real `ssh -i KEY [-o CertificateFile=CERT] USER@HOST COMMAND` and explain the outcome."""
+    """Attempt a real `ssh -i KEY [-o CertificateFile=CERT] -p PORT USER@HOST COMMAND` and explain the outcome."""
     fleet = host._fleet
     cursor = host.journal_cursor()
     argv = [
@@ -202,7 +203,7 @@ def try_login(
     ]
     if cert is not None:
         argv += ["-o", f"CertificateFile={cert}"]
-    argv += ["-p", "22", f"{user}@{host.address}", "--", command]
+    argv += ["-p", str(port), f"{user}@{host.address}", "--", command]
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
     # journald ingests asynchronously: wait until sshd's closing line for this attempt is there.
     deadline = time.monotonic() + journal_wait

@@ -379,6 +379,21 @@ def _install_handlers() -> None:
                 signal.signal(sig, _on_signal)
 
 
+SYSCTL_RECORD = "sysctl-before.json"
+"""In the state dir: the kernel limits as they were before the first live fleet raised them."""
+
+
+def _raise_sysctls() -> None:
+    """The default of 128 inotify instances kills containers when ~16+ boot at once: raised (live values,
+    never persisted) while a fleet lives; the last fleet's down() puts the recorded values back."""
+    with sysx.file_lock(state_dir() / "alloc.lock"):
+        for key, value in (("fs.inotify.max_user_instances", 8192), ("fs.inotify.max_user_watches", 1048576)):
+            try:
+                sysx.sysctl_at_least(key, value, state_dir() / SYSCTL_RECORD)
+            except OSError as exc:
+                print(f"testhosts: warning: cannot raise {key} to {value}: {exc}", file=sys.stderr)
+
+
 def _state_file(fleet_id: int) -> Path:
     return state_dir() / f"fleet-{fleet_id}.json"
 
@@ -514,15 +529,9 @@ class Fleet:
         if missing:
             raise HarnessError("cannot boot test hosts: " + "; ".join(missing))
         bases = {suite: ensure_rootfs(suite) for suite in sorted({s.suite for s in specs})}
-        # The default of 128 inotify instances kills containers when ~16+ boot at once.
-        for key, value in (("fs.inotify.max_user_instances", 8192), ("fs.inotify.max_user_watches", 1048576)):
-            try:
-                sysx.sysctl_at_least(key, value)
-            except OSError as exc:
-                print(f"testhosts: warning: cannot raise {key} to {value}: {exc}", file=sys.stderr)
-
         fleet = cls._allocate(workdir)
         try:
+            _raise_sysctls()
             fleet._boot(specs, bases, boot_timeout or 60.0 + 4.0 * len(specs))
         except BaseException:
             fleet.down()
@@ -790,6 +799,9 @@ class Fleet:
             self._save()
             raise HarnessError(f"fleet {st.id} teardown incomplete: " + "; ".join(errors))
         _state_file(st.id).unlink(missing_ok=True)
+        with sysx.file_lock(state_dir() / "alloc.lock"):
+            if not any(state_dir().glob("fleet-*.json")):  # the last fleet: the kernel limits go back
+                sysx.restore_sysctls(state_dir() / SYSCTL_RECORD)
 
 
 def _net24(cidr: str) -> str:

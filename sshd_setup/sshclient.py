@@ -1,0 +1,326 @@
+"""One SSH connection to an inventory host as Fabric/paramiko objects: the route, host keys, timeouts.
+
+The route is ssh's: the inventory's -o ProxyJump / -J / -o ProxyCommand first (command line wins), else
+~/.ssh/config's (sshd_setup.sshconfig, Includes followed). A jump host chain `a,b` is Fabric gateways
+(a, then b through a, then the target through b: direct-tcpip channels); a ProxyCommand runs through
+`sh -c 'exec …'` as ssh runs it, with paramiko's ProxyCommand. Every hop's host key is checked against
+its own known_hosts, as the target's is. A proxied host is never dialled directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sshd_setup.connection_vars import parse_hop, ssh_options
+from sshd_setup.errors import InputError, SshdSetupError
+from sshd_setup.inventory import HostEntry
+from sshd_setup.sockets import tcp_connection
+
+if TYPE_CHECKING:
+    from fabric import Connection
+    from paramiko import HostKeys
+
+_MAX_HOPS = 8
+_RELAXED = ("no", "off", "accept-new")
+
+
+class Unreachable(SshdSetupError):
+    """The host could not be reached or authenticated; its message is one line."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the target is reached: 'direct', 'jump' (value: the hops) or 'command' (value: the command)."""
+
+    kind: str
+    value: str = ""
+    source: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "jump":
+            return f" via jump host {self.value}"
+        return f" via ProxyCommand ({self.source})" if self.kind == "command" else ""
+
+
+def _inventory_route(entry: HostEntry) -> Route | None:
+    """The route entry.ssh_args give (the inventory's arguments, the source of truth), or None."""
+    try:
+        found = ssh_options(entry.ssh_args)
+    except ValueError as exc:
+        raise InputError(f"host {entry.name}: ansible_ssh_common_args", str(exc)) from None
+    jump, command = found.get("proxyjump"), found.get("proxycommand")
+    if jump is not None:
+        return Route("direct") if jump == "none" else Route("jump", jump, "inventory")
+    if command is not None:
+        return Route("direct") if command.lower() == "none" else Route("command", command, "inventory")
+    return None
+
+
+def _config_route(found: dict[str, Any], host: str) -> Route:
+    jump, command = found.get("proxyjump"), found.get("proxycommand")
+    if jump and str(jump).lower() != "none":
+        return Route("jump", str(jump), "ssh_config")
+    if command and str(command).lower() != "none":
+        return Route("command", str(command), "ssh_config")
+    return Route("direct")
+
+
+def goes_direct(entry: HostEntry) -> bool:
+    """True when a TCP connection straight to entry.address is this host's route (for the early dial)."""
+    from sshd_setup import sshconfig
+
+    route = _inventory_route(entry)
+    if route is not None:
+        return route.kind == "direct"
+    if not sshconfig.mentions_proxy():
+        return True
+    return _config_route(dict(sshconfig.ssh_config().lookup(entry.address)), entry.address).kind == "direct"
+
+
+def timeout_for(entry: HostEntry, default: float) -> float:
+    return entry.connection_vars.connect_timeout or default
+
+
+_KNOWN_HOSTS: dict[tuple[str, int, int], HostKeys] = {}
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def _known_hosts(file: Path) -> HostKeys:
+    """FILE parsed once per process (paramiko.HostKeys; its parser is quadratic in the number of lines).
+
+    Only the host's own entries go into a client, so nothing is ever saved back to a known_hosts file.
+    """
+    import paramiko
+
+    stat = file.stat()
+    cache_key = (str(file), stat.st_mtime_ns, stat.st_size)
+    with _KNOWN_HOSTS_LOCK:
+        keys = _KNOWN_HOSTS.get(cache_key)
+        if keys is None:
+            keys = _KNOWN_HOSTS[cache_key] = paramiko.HostKeys(str(file))
+    return keys
+
+
+def _secure(connection: Connection, options: dict[str, str], checking: bool) -> tuple[str, list[str]]:
+    """Load this host's known keys into the connection's client and set the policy.
+
+    Returns the name paramiko looks the host up by and the known_hosts files consulted.
+    """
+    import paramiko
+
+    client = connection.client
+    strict = options.get("stricthostkeychecking") or connection.ssh_config.get("stricthostkeychecking")
+    if strict is not None and str(strict).lower() in _RELAXED:
+        checking = False  # unknown keys accepted; a CHANGED key is still refused (BadHostKeyException)
+    # As ssh: UserKnownHostsFile (inventory, then ssh_config) replaces ~/.ssh/known_hosts.
+    named = options.get("userknownhostsfile") or connection.ssh_config.get("userknownhostsfile")
+    user_files = str(named).split() if named else ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
+    port = connection.port or 22
+    name = connection.host if port == 22 else f"[{connection.host}]:{port}"  # as paramiko looks it up
+    consulted = []
+    for path in [*user_files, "/etc/ssh/ssh_known_hosts"]:
+        file = Path(os.path.expanduser(path))
+        consulted.append(str(file))
+        if file.is_file():
+            for keytype, key in (_known_hosts(file).lookup(name) or {}).items():
+                client.get_host_keys().add(name, keytype, key)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
+    return name, consulted
+
+
+def _quiet_paramiko() -> None:
+    """paramiko logs failures with tracebacks (to stderr via logging's last resort): we report one line."""
+    logger = logging.getLogger("paramiko")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+class _Builder:
+    def __init__(self, entry: HostEntry, checking: bool, timeout: float) -> None:
+        from fabric import Config
+
+        from sshd_setup import sshconfig
+
+        self.entry, self.checking, self.timeout = entry, checking, timeout
+        self.config = Config(ssh_config=sshconfig.ssh_config(), overrides={"run": {"in_stream": False}})
+        self.known_hosts: dict[str, list[str]] = {}
+
+    def _timeouts(self) -> dict[str, Any]:
+        t = self.timeout
+        return {"banner_timeout": t, "auth_timeout": t, "channel_timeout": t}
+
+    def connection(self, host: str, user: str | None, port: int | None, kwargs: dict[str, Any]) -> Connection:
+        from fabric import Connection
+
+        return Connection(
+            host,
+            user=user,
+            port=port,
+            config=self.config.clone(),
+            connect_timeout=max(1, round(self.timeout)),
+            connect_kwargs={**self._timeouts(), **kwargs},
+            gateway=False,  # never Fabric's own chain: its hop order is reversed and it accepts any host key
+        )
+
+    def hop(self, spec: str, depth: int) -> Connection:
+        try:
+            user, host, port = parse_hop(spec)
+        except ValueError as exc:
+            raise InputError(self.entry.name, f"ProxyJump hop {spec!r} (from ssh_config): {exc}") from None
+        hop = self.connection(host, user, port, {})
+        if depth == 0:  # only the first hop's own ssh_config route applies (ssh -J rest reaches the others)
+            own = _config_route(dict(hop.ssh_config), hop.host)
+            if own.kind == "jump" and parse_hop(own.value.split(",")[0])[1] in (host, hop.host):
+                own = Route("direct")  # `Host 10.0.0.*` + `ProxyJump 10.0.0.1` matching the jump host itself
+            self.route(hop, own, depth + 1)
+        self.secure(hop, {})
+        return hop
+
+    def secure(self, connection: Connection, options: dict[str, str]) -> None:
+        name, files = _secure(connection, options, self.checking)
+        self.known_hosts[name] = files
+
+    def route(self, connection: Connection, route: Route, depth: int) -> None:
+        if depth > _MAX_HOPS:
+            raise InputError(self.entry.name, "ProxyJump chain too long or a loop in ssh_config")
+        if route.kind == "command":
+            shell = os.environ.get("SHELL") or "/bin/sh"
+            # %h and %p are expanded by paramiko; %r is the user we log in as (paramiko would take ours)
+            command = re.sub(r"(?<!%)%r", lambda _: str(connection.user), route.value)
+            connection.gateway = f"{shlex.quote(shell)} -c {shlex.quote('exec ' + command)}"
+        elif route.kind == "jump":
+            previous: Connection | None = None
+            for index, spec in enumerate(route.value.split(",")):
+                hop = self.hop(spec.strip(), depth + index)
+                if previous is not None:
+                    hop.gateway = previous
+                previous = hop
+            connection.gateway = previous
+        else:
+            connection.gateway = False
+
+    def target(self) -> tuple[Connection, Route]:
+        entry = self.entry
+        kwargs: dict[str, Any] = {}
+        if entry.key_file:
+            kwargs["key_filename"] = [entry.key_file]
+            kwargs["look_for_keys"] = False
+        if entry.connection_vars.password is not None:
+            kwargs["password"] = entry.connection_vars.password
+        connection = self.connection(entry.address, entry.user, entry.port, kwargs)
+        route = _inventory_route(entry) or _config_route(dict(connection.ssh_config), connection.host)
+        self.route(connection, route, 0)
+        options = {}
+        for name, value in ssh_options(entry.ssh_args).items():
+            if name in ("stricthostkeychecking", "userknownhostsfile") and value:
+                options[name] = value
+        self.secure(connection, options)
+        return connection, route
+
+
+def open_connection(
+    entry: HostEntry, checking: bool, timeout: float, early: Any = None, early_error: OSError | None = None
+) -> Connection:
+    """A connected Fabric Connection to ENTRY; EARLY: a TCP socket already dialled to its address (or None),
+    EARLY_ERROR: why that dial failed (raised if the route is that very connection).
+
+    Every failure is Unreachable with one line; an input problem in ssh_config is InputError.
+    """
+    import paramiko
+
+    _quiet_paramiko()
+    builder = _Builder(entry, checking, timeout)
+    try:
+        connection, route = builder.target()
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
+    where = f"{entry.address}{route.describe()}"
+    banner: str | None = None
+    target = (connection.host, connection.port or 22)
+    if route.kind != "direct" or target != (entry.address, entry.port or 22):
+        if early is not None:
+            early.close()
+        early, early_error = None, None
+    try:
+        if early_error is not None:
+            raise early_error
+        if route.kind == "direct":
+            connection.connect_kwargs["sock"] = early or tcp_connection(*target, timeout)
+        try:
+            connection.open()
+        except BaseException:  # do not leave sockets, proxy processes and transport threads behind
+            banner = getattr(connection.client.get_transport(), "remote_version", None)
+            _close(connection)
+            sock = connection.connect_kwargs.get("sock")
+            if sock is not None:
+                sock.close()
+            raise
+    except paramiko.BadHostKeyException as exc:
+        named = ", ".join(builder.known_hosts.get(exc.hostname, []))
+        raise Unreachable(
+            f"host key of {exc.hostname} does not match {named or 'known_hosts'}: refusing to connect"
+            " (if the host was reinstalled, remove its old line there)"
+        ) from None
+    except paramiko.SSHException as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if text == "No existing session":  # paramiko's word for a handshake its thread gave up on
+            text = "Error reading SSH protocol banner" if not banner else "the SSH handshake did not finish"
+        if "not found in known_hosts" in text:
+            host = text.split()[1].strip("'") if len(text.split()) > 1 else entry.address
+            consulted = builder.known_hosts.get(host, [])
+            text = (
+                f"host key of {host} is not in {', '.join(consulted) or 'known_hosts'}"
+                " (add it there, or pass --no-host-key-checking)"
+            )
+        elif "protocol banner" in text.lower():
+            text = f"no SSH banner within {timeout:.0f}s (is it an SSH server? raise --timeout if it is slow)"
+        raise Unreachable(f"ssh to {where}: {text}") from None
+    except (TimeoutError, OSError, EOFError) as exc:
+        port = connection.port or 22
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, ConnectionRefusedError):
+            detail = f"connection refused: sshd is not running or not listening on port {port}"
+        elif isinstance(exc, TimeoutError):
+            detail = f"no answer within {timeout:.0f}s (raise --timeout if the host is slow)"
+        raise Unreachable(f"ssh to {entry.address}:{port}{route.describe()}: {detail}") from None
+    return connection
+
+
+def close_connection(connection: Connection) -> None:
+    """Close the connection and every jump host connection it went through."""
+    _close(connection)
+
+
+def _close(connection: Connection) -> None:
+    gateway = connection.gateway
+    connection.client.close()
+    while gateway and not isinstance(gateway, str):
+        gateway.client.close()
+        gateway = gateway.gateway
+
+
+def check_key_files(hosts: list[HostEntry]) -> None:
+    """Every ansible_ssh_private_key_file of HOSTS exists and is readable: InputError before any contact."""
+    for entry in hosts:
+        if entry.is_local or not entry.key_file:
+            continue
+        where = f"host {entry.name}: ansible_ssh_private_key_file"
+        try:
+            with open(entry.key_file, "rb") as key:
+                key.read(1)
+        except FileNotFoundError:
+            raise InputError(where, f"{entry.key_file} does not exist") from None
+        except IsADirectoryError:
+            raise InputError(where, f"{entry.key_file} is a directory, not a key file") from None
+        except OSError as exc:
+            raise InputError(where, f"cannot read {entry.key_file}: {exc.strerror or exc}") from None
