@@ -407,6 +407,7 @@ def _apply_assessed(
         service=service,
         main=real(assessment.main),
         directories=plan.directories,
+        fix_directories=plan.fix_directories,
         files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
         remove=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
@@ -576,6 +577,8 @@ def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = F
         parts.append(f"remove {len(plan.changes) - len(written)} unmapped principals file(s)")
     if users:
         parts.append(f"create user(s) {', '.join(users)}")
+    if plan.fix_directories:
+        parts.append(f"set {', '.join(plan.fix_directories)} to root:root 0755")
     if reload_pending and not plan.changes:
         parts.append("reload: the running sshd had not loaded the files on disk")
     return " and ".join(parts)

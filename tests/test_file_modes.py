@@ -30,7 +30,7 @@ def test_drifted_mode_owner_and_directory_become_changes() -> None:
     (change,) = converged.changes
     assert change.path == PRINCIPALS and change.before == change.after
     assert change.meta_drift == "mode 0600 → 0644, owner vmuser:root → root:root"
-    assert converged.directories == ("/etc/ssh/principals",)
+    assert converged.fix_directories == ("/etc/ssh/principals",) and not converged.directories
     facts.meta[PRINCIPALS] = FileMeta(PRINCIPALS, True, "root", "root", 0o644)
     facts.meta["/etc/ssh/principals"] = FileMeta("/etc/ssh/principals", True, "root", "root", 0o755, True)
     assert converge_modes(plan, facts).is_noop

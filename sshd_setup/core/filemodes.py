@@ -40,7 +40,7 @@ def converge_modes(plan: Plan, facts: HostFacts) -> Plan:
     if not facts.complete:
         return plan
     files: list[FileChange] = []
-    directories = list(plan.directories)
+    directories: list[str] = []
     for change in plan.files:
         if change.mode is None or change.before is None or change.remove:
             files.append(change)
@@ -55,7 +55,7 @@ def converge_modes(plan: Plan, facts: HostFacts) -> Plan:
         files.append(change)
         parent = posixpath.dirname(change.path)
         while parent.startswith(MANAGED_DIR_ROOT) and parent != MANAGED_DIR_ROOT.rstrip("/"):
-            if parent not in directories and _dir_needs_fix(facts.meta.get(parent)):
+            if parent not in directories and parent not in plan.directories and _dir_needs_fix(facts.meta.get(parent)):
                 directories.append(parent)
             parent = posixpath.dirname(parent)
-    return dataclasses.replace(plan, files=tuple(files), directories=tuple(sorted(directories)))
+    return dataclasses.replace(plan, files=tuple(files), fix_directories=tuple(sorted(directories)))

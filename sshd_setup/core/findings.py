@@ -1506,7 +1506,7 @@ def _final_meta(ctx: _Context, path: str) -> FileMeta | None:
             if mode is None:
                 return existing
             return FileMeta(path, True, change.owner, change.group, mode)
-        if path in ctx.plan.directories:
+        if path in ctx.plan.directories or path in ctx.plan.fix_directories:
             return FileMeta(path, True, "root", "root", 0o755, True)
     return ctx.facts.meta.get(path)
 

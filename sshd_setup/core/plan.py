@@ -55,6 +55,8 @@ class FileChange:
 class Plan:
     files: tuple[FileChange, ...] = ()
     directories: tuple[str, ...] = ()
+    fix_directories: tuple[str, ...] = ()
+    """Existing directories above a managed file to set to root:root 0755 (sshd's user must enter them)."""
     """Directories to create (root:root 0755) before writing files."""
     findings: tuple[Finding, ...] = ()
     kept_ca_keys: tuple[PublicKey, ...] = ()
@@ -65,7 +67,7 @@ class Plan:
 
     @property
     def is_noop(self) -> bool:
-        return not self.changes and not self.directories
+        return not self.changes and not self.directories and not self.fix_directories
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -66,6 +66,7 @@ def apply_script(
     users: tuple[str, ...] = (),
     pid_file: str = "none",
     remove: tuple[str, ...] = (),
+    fix_directories: tuple[str, ...] = (),
     force_reload: bool = False,
     require_exec: tuple[str, ...] = (),
 ) -> str:
@@ -101,6 +102,7 @@ def apply_script(
     # Users, new directories and the files in them: only once the assembled tree validated (run_apply).
     later = [f"ensure_user {shlex.quote(user)}\n" for user in users]
     later += [f"make_dir {shlex.quote(directory)}\n" for directory in directories]
+    later += [f"fix_dir {shlex.quote(directory)}\n" for directory in fix_directories]
     for path, text, file_mode in files:
         mode, owner, group = ("-", "-", "-") if file_mode is None else (f"{file_mode[0]:o}", *file_mode[1:])
         args = " ".join(shlex.quote(a) for a in (path, mode, owner, group))

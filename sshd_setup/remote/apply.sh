@@ -51,6 +51,8 @@ make_dir() {
   install -d -m 0755 -o root -g root "$1" || fail dir "cannot create directory $1"
   MADE_DIRS="$1 $MADE_DIRS"; r "DIR created $1"
 }
+# fix_dir DIR: an existing directory above a managed file, set to what sshd needs (root:root 0755).
+fix_dir() { chown root:root "$1" && chmod 0755 "$1" && r "DIR fixed $1" || fail dir "cannot fix directory $1"; }
 remove_made_dirs() { for d in $MADE_DIRS; do rmdir "$d" 2>/dev/null && r "DIR removed $d"; done; MADE_DIRS=""; }
 
 validate() {
