@@ -8,6 +8,7 @@ from typing import Any
 
 from sshd_setup import exitcodes
 from sshd_setup.core.finding import Finding
+from sshd_setup.core.runs import BackupRun
 
 
 class Status(StrEnum):
@@ -57,6 +58,8 @@ class HostResult:
     connections: int = 0
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
+    runs: list[BackupRun] = field(default_factory=list)
+    """`rollback --list`: the backups on this host, in run order."""
 
     def detail_lines(self) -> list[str]:
         lines = [f"{file.path}: {file.reason}" for file in self.files if file.changed]
@@ -77,6 +80,7 @@ class HostResult:
             "connections": self.connections,
             "seconds": round(self.seconds, 3),
             "details": self.details,
+            **({"runs": [vars(run) for run in self.runs]} if self.runs else {}),
         }
 
 
@@ -85,7 +89,7 @@ def exit_code(results: list[HostResult]) -> int:
     return exitcodes.OK if all(r.status in GOOD for r in results) else exitcodes.HOST_FAILURES
 
 
-def print_summary(results: list[HostResult], title: str) -> None:
+def print_summary(results: list[HostResult], title: str, run_id: str = "") -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -104,7 +108,12 @@ def print_summary(results: list[HostResult], title: str) -> None:
     console = Console(highlight=False)
     console.print(table)
     console.print(", ".join(f"{n} {status}" for status, n in counts.items()))
+    if run_id:
+        console.print(f"run {run_id}")
 
 
-def to_json(results: list[HostResult], mode: str) -> dict[str, Any]:
-    return {"schema": 1, "mode": mode, "exit_code": exit_code(results), "hosts": [r.to_json() for r in results]}
+def to_json(results: list[HostResult], mode: str, run_id: str = "") -> dict[str, Any]:
+    head: dict[str, Any] = {"schema": 1, "mode": mode}
+    if run_id:
+        head["run_id"] = run_id
+    return {**head, "exit_code": exit_code(results), "hosts": [r.to_json() for r in results]}

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from sshd_setup.apply import RunOptions, rollback_host, run_host, warm_up
+from sshd_setup.apply import RunOptions, run_host, warm_up
+from sshd_setup.core.runs import is_run_id, new_run_id
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_findings, print_warnings
@@ -88,18 +89,26 @@ def run_fleet(
     ask_become_pass: bool,
     host_key_checking: bool | None,
     rollback_to: str | None = None,
+    dry_run: bool = False,
 ) -> int:
+    """mode: apply / dry-run / check / rollback / rollback-list / uninstall (dry_run: rollback and uninstall)."""
+    from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
+
     inv = load_inventory(inventory)
     hosts = inv.select(limit)
+    run_id = new_run_id()
     options = RunOptions(
-        dry_run=mode == "dry-run",
+        dry_run=mode == "dry-run" or dry_run,
         check_only=mode == "check",
         reload=reload,
         allow=parse_allow(allow),
         connect=connect_options(ask_become_pass, host_key_checking),
+        run_id=run_id,
     )
-    if rollback_to is not None and rollback_to != "latest" and not rollback_to.replace("-", "").isalnum():
-        raise InputError("--to", f"{rollback_to!r} is not a backup name")
+    if rollback_to in ("latest", ""):
+        rollback_to = None
+    if rollback_to is not None and not is_run_id(rollback_to):
+        raise InputError("--to", f"{rollback_to!r} is not a run id (e.g. 20261201T163235Z-3f9a1c)")
     if not as_json:
         print_warnings(inv.warnings)
 
@@ -108,33 +117,45 @@ def run_fleet(
     # Everything is checked: put the first hosts' TCP connections on the wire now, all at once.
     dials = {h.name: dial for h in hosts[:forks] if not h.is_local and (dial := start_dial(h.address, h.port or 22))}
 
+    show_progress = not as_json and sys.stderr.isatty()
+    if rollback_to is not None:  # bad input unless some host has it: ask them all first (read-only)
+        listed = _run_pool(hosts, forks, lambda h: list_host(h, options, dials.pop(h.name, None)), show_progress)
+        known = sorted({run.name for result in listed for run in result.runs})
+        if rollback_to not in known:
+            raise InputError("--to", f"no host has a backup of run {rollback_to}; runs: {', '.join(known) or 'none'}")
+
     def work(host: HostEntry) -> HostResult:
         dial = dials.pop(host.name, None)
         if mode == "rollback":
-            return rollback_host(host, options, None if rollback_to in (None, "latest") else rollback_to, dial)
+            return rollback_host(host, options, rollback_to, dial)
+        if mode == "rollback-list":
+            return list_host(host, options, dial)
+        if mode == "uninstall":
+            return uninstall_host(host, options, dial)
         return run_host(host, options, dial)
 
-    show_progress = not as_json and sys.stderr.isatty()
     try:
         results = _run_pool(hosts, forks, work, show_progress, meanwhile=warm_up)
     finally:
         for dial in list(dials.values()):  # only if the pool stopped early (Ctrl-C)
             dial.close()
     if as_json:
-        print(json.dumps(to_json(results, mode), indent=2))
+        print(json.dumps(to_json(results, mode, run_id), indent=2))
     else:
-        _print_details(results, mode)
+        _print_details(results, mode, options.dry_run)
         title = {
             "apply": "sshd-setup apply",
             "dry-run": "sshd-setup apply --dry-run",
             "check": "sshd-setup check",
             "rollback": "sshd-setup rollback",
-        }[mode]
-        print_summary(results, title)
+            "rollback-list": "sshd-setup rollback --list",
+            "uninstall": "sshd-setup uninstall",
+        }[mode] + (" --dry-run" if dry_run else "")
+        print_summary(results, title, run_id if mode in ("apply", "rollback", "uninstall") and not dry_run else "")
     return exit_code(results)
 
 
-def _print_details(results: list[HostResult], mode: str) -> None:
+def _print_details(results: list[HostResult], mode: str, dry_run: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
 
@@ -147,7 +168,13 @@ def _print_details(results: list[HostResult], mode: str) -> None:
         if result.status in (Status.CHANGED, Status.WOULD_CHANGE) and mode != "rollback":
             for line in result.detail_lines():
                 console.print(f"[bold]{escape(result.host)}[/bold] {escape(line)}")
-        if mode == "dry-run":
+        for line in result.details:
+            console.print(f"[bold]{escape(result.host)}[/bold] {escape(line)}")
+        for run in result.runs:
+            first = " (the host before sshd-setup)" if run.first else ""
+            changed = " ".join(run.changed) or "-"
+            console.print(f"[bold]{escape(result.host)}[/bold] {run.name} {run.kind}{first}: {escape(changed)}")
+        if dry_run:
             for file in result.files:
                 if file.changed:
                     console.print(colour_markup(file.diff))
