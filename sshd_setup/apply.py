@@ -352,7 +352,7 @@ def lock_refused(result: HostResult, found: dict[str, list[str]]) -> bool:
 def restore_problem(found: dict[str, list[str]]) -> str:
     """'restore incomplete: FILE ...' when a restore could not be proved by hash, else ''."""
     bad = found.get("RESTORE-INCOMPLETE")
-    return f"restore incomplete:{bad[0]}" if bad else ""
+    return f"restore incomplete: {bad[0].strip()}" if bad else ""
 
 
 def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:

@@ -122,6 +122,11 @@ def test_prune_keeps_exactly_keep_by_run_order_plus_the_first(tmp_path: Path) ->
         _backup(tmp_path, name, str(target), keep=3)
     left = sorted(p.name for p in (tmp_path / "bk" / "runs").iterdir())
     assert left == sorted([names[0], *names[-3:]])
+    # a rollback restoring the oldest kept backup: its own new backup never prunes that one
+    proc = sh(tmp_path, f"PROTECT={names[-3]}; MANAGED={target}; backup {target}", run=RUN_A, keep=3)
+    assert proc.returncode == 0, proc.stderr
+    left = sorted(p.name for p in (tmp_path / "bk" / "runs").iterdir())
+    assert left == sorted([names[0], names[-3], names[-1], RUN_A])
 
 
 def test_an_unfinished_backup_never_hides_the_last_real_one(tmp_path: Path) -> None:
@@ -148,3 +153,5 @@ def test_a_restore_is_proved_by_hash(tmp_path: Path) -> None:
     (tmp_path / "bk" / "runs" / RUN_A / "files" / str(config).lstrip("/")).write_text("damaged\n")
     bad = sh(tmp_path, f"restore_from {RUN_A}")
     assert f"@@RESTORE-INCOMPLETE {config}" in bad.stdout and "@@RESTORED" not in bad.stdout
+    gone = sh(tmp_path, "restore_from 20261201T000000Z-gone00")
+    assert "@@RESTORE-INCOMPLETE (backup 20261201T000000Z-gone00 is gone)" in gone.stdout

@@ -5,6 +5,7 @@
 BK_RUNS="$BK_ROOT/runs"
 LOCK_FILE=/run/sshd-setup.lock
 LOCK_HELD=""
+PROTECT=""
 EXPECT=""
 REMOVE=""
 BK_DONE=""
@@ -19,8 +20,10 @@ take_lock() {
   [ -d "${LOCK_FILE%/*}" ] || LOCK_FILE=/tmp/sshd-setup.lock
   exec 9>>"$LOCK_FILE" || fail lock "cannot open $LOCK_FILE"
   owner=""
+  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   if ! flock -n 9; then
-    read -r owner < "$LOCK_FILE"
+    i=0  # the holder writes its line right after taking the lock: give it a moment
+    while read -r owner < "$LOCK_FILE"; [ -z "$owner" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
     exec 9>&-
     case "$owner" in "$RUN "*) r "LOCK joined"; return 0;; esac
     fail lock "held by run ${owner:-(starting)}"
@@ -29,7 +32,7 @@ take_lock() {
   [ -z "$owner" ] || r "LOCK took-over $owner"
   LOCK_HELD=1
   trap release_lock EXIT
-  printf '%s %s %s\n' "$RUN" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$LOCK_FILE"
+  printf '%s %s %s\n' "$RUN" "$$" "$now" > "$LOCK_FILE"
   r "LOCK held"
   clean_leftovers
 }
@@ -148,7 +151,8 @@ backup() {
 }
 
 # prune: keep KEEP backups by run order (the one just taken among them) plus the first, which is never
-# removed. A backup loses its `complete` marker first (rm takes its operands in order).
+# removed, nor is PROTECT (the backup a rollback is restoring). A backup loses its `complete` marker
+# first (rm takes its operands in order).
 prune() {
   while :; do
     list_backups
@@ -157,7 +161,7 @@ prune() {
       seq=${e%%:*}; n=${e#*:}; first=${n##*:}; n=${n%:*}
       [ "$first" = 1 ] && continue
       count=$((count + 1))
-      [ "$n" = "$RUN" ] && continue
+      [ "$n" = "$RUN" ] || [ "$n" = "$PROTECT" ] && continue
       if [ -z "$oldest" ] || [ "$seq" -lt "$oldest_seq" ]; then oldest=$n; oldest_seq=$seq; fi
     done
     [ "$count" -gt "$KEEP" ] && [ -n "$oldest" ] || return 0
@@ -170,6 +174,7 @@ prune() {
 restore_from() {
   B="$BK_RUNS/$1"
   rdirs=""
+  make_dirs "$B"
   while read -r kind _sum t; do
     case "$kind" in
       existed) cp -a "$B/files$t" "$t.sshd-setup-rb" && mv -f "$t.sshd-setup-rb" "$t" && relabel "$t";;
@@ -181,8 +186,16 @@ restore_from() {
   prove_restore "$1"
 }
 
+# make_dirs BACKUP-DIR: directories that existed then and are gone now (root 0755, as apply makes them).
+make_dirs() {
+  missing=""
+  while read -r kind _sum t; do [ "$kind" = dir ] && [ ! -d "$t" ] && missing="$missing $t"; done < "$1/manifest"
+  [ -z "$missing" ] || install -d -m 0755 -o root -g root $missing
+}
+
 # prove_restore NAME: compare every path with backup NAME by sha256 (absent ones must be absent).
 prove_restore() {
+  [ -f "$BK_RUNS/$1/manifest" ] || { r "RESTORE-INCOMPLETE (backup $1 is gone)"; return 1; }
   present=""
   while read -r kind _sum t; do [ "$kind" = existed ] && present="$present $t"; done < "$BK_RUNS/$1/manifest"
   sums=""
@@ -216,6 +229,7 @@ put_back_first() {
   list_backups
   rdirs=""
   B="$BK_RUNS/$FIRST_BK"
+  [ -z "$FIRST_BK" ] || make_dirs "$B"
   [ -n "$FIRST_BK" ] && while read -r kind _sum t; do
     case " $STAGED " in *" $t "*) continue;; esac
     case "$kind" in
@@ -246,6 +260,7 @@ rollback_to() {
   if [ -e "$main" ]; then out=$("$SSHD" -t -f "$main" 2>&1) || fail validate "$out"; fi
   unstage
   STAGED=""
+  PROTECT=$1
   if [ "$2" = 1 ]; then backup "$FILES"; fi
   restore_from "$1" || true
   r "STEP installed"
