@@ -41,11 +41,16 @@ def _runs(host_result: dict[str, Any]) -> list[str]:
     return [run["name"] for run in host_result.get("runs", [])]
 
 
-def matches(host: Host, ca_line: str, expect: str) -> bool:
-    """Every file of one inventory is on the host: its CA alone, its mapping in sshd_config."""
-    ca = host.run("cat /etc/ssh/ca.pub", check=False).stdout
-    config = host.run("cat /etc/ssh/sshd_config").stdout
-    return ca_line in ca and ca.count("ssh-") == 1 and expect in config
+def seen(host: Host) -> tuple[str, str, str, list[str]]:
+    """ca.pub, sshd_config, the vmuser principals file and the host's backups in run order, in one login."""
+    out = host.run(
+        "cat /etc/ssh/ca.pub; echo @@; cat /etc/ssh/sshd_config; echo @@; cat /etc/ssh/principals/vmuser"
+        " 2>/dev/null; echo @@; for c in /var/backups/sshd-setup/runs/*/complete; do"
+        " read -r _ seq < $c; d=${c%/complete}; echo $seq ${d##*/}; done"
+    ).stdout
+    ca, config, listed, runs = out.split("@@\n")
+    ordered = sorted((int(line.split()[0]), line.split()[1]) for line in runs.splitlines())
+    return ca, config, listed, [name for _, name in ordered]
 
 
 def test_concurrent_applies_never_leave_a_host_matching_neither_inventory(fresh_hosts, tmp_path: Path) -> None:
@@ -58,17 +63,14 @@ def test_concurrent_applies_never_leave_a_host_matching_neither_inventory(fresh_
         b = write_inventory(fleet, tmp_path / f"b{round_}.yml", single_settings(ca_b.public_key, f"b{round_}"))
         procs = [subprocess.Popen([*command, str(inv)], stdout=subprocess.PIPE, text=True) for inv in (a, b)]
         reports = [json.loads(proc.communicate(timeout=300)[0]) for proc in procs]
-        listed = sshd_setup("rollback", "--list", "--json", "-i", a).json
         for host in fleet.hosts:
-            is_a = matches(host, ca_a.public_key, "Match User vmuser\n") and host.run(
-                "cat /etc/ssh/principals/vmuser"
-            ).stdout.endswith(f"a{round_}\n")
-            is_b = matches(host, ca_b.public_key, f"/bin/echo 'b{round_}'")
-            assert is_a != is_b, (round_, host.name, reports)  # exactly one inventory, never a mix
+            ca, config, listed, runs = seen(host)
+            is_a = ca_a.public_key in ca and "Match User vmuser\n" in config and listed.endswith(f"a{round_}\n")
+            is_b = ca_b.public_key in ca and f"/bin/echo 'b{round_}'" in config
+            assert is_a != is_b and ca.count("ssh-") == 1, (round_, host.name, reports)  # one inventory, never a mix
             winner, loser = (reports[0], reports[1]) if is_a else (reports[1], reports[0])
             won = next(h for h in winner["hosts"] if h["host"] == host.name)
             lost = next(h for h in loser["hosts"] if h["host"] == host.name)
-            runs = _runs(next(h for h in listed["hosts"] if h["host"] == host.name))
             # the winner wrote last: its backup is the host's newest; its report says so
             assert won["status"] == "changed" and "new login verified" in won["reason"], won
             assert runs[-1] == winner["run_id"] and won["backup"] == winner["run_id"]
@@ -78,7 +80,11 @@ def test_concurrent_applies_never_leave_a_host_matching_neither_inventory(fresh_
                 assert lost["status"] == "blocked", lost
                 assert f"held by run {winner['run_id']}" in lost["reason"] or "changed since facts" in lost["reason"]
                 assert loser["run_id"] not in runs
+    for host in fleet.hosts:
         assert host.run("ls -a /etc/ssh | grep -c sshd-setup-new", check=False).stdout.strip() == "0"
+    listed_runs = sshd_setup("rollback", "--list", "--json", "-i", a).json
+    for result in listed_runs["hosts"]:  # the default backups_keep: 5 newest + the first
+        assert len(_runs(result)) == 6 and result["runs"][0]["first"], result
 
 
 def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothing(

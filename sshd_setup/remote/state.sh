@@ -115,7 +115,7 @@ snapshot() {
   for t in $present; do parents="$parents $into/files${t%/*}"; done
   mkdir -p $parents || return 1
   sha256sum -- $present | while read -r sum t; do echo "existed $sum $t"; done >> "$into/manifest" || return 1
-  for t in $present; do cp -a "$t" "$into/files$t" || return 1; done
+  for t in $present; do cp -a -L "$t" "$into/files$t" || return 1; done  # -L: a symlink's content
   # the copies are proved before the backup counts
   while read -r kind sum t; do [ "$kind" = existed ] && echo "$sum  $into/files$t"; done < "$into/manifest" |
     sha256sum -c >/dev/null 2>&1
@@ -169,6 +169,13 @@ prune() {
   done
 }
 
+# put_file COPY PATH: COPY (owner, mode, times kept) into PATH atomically; through a symlink to its target.
+put_file() {
+  to=$2
+  [ ! -L "$to" ] || to=$(readlink -f "$to")
+  cp -a "$1" "$to.sshd-setup-rb" && mv -f "$to.sshd-setup-rb" "$to" && relabel "$to"
+}
+
 # restore_from NAME: every path back as backup NAME holds it (copied in, removed, directories we made
 # removed), then proved: @@RESTORED NAME, or @@RESTORE-INCOMPLETE with the paths that differ.
 restore_from() {
@@ -177,7 +184,7 @@ restore_from() {
   make_dirs "$B"
   while read -r kind _sum t; do
     case "$kind" in
-      existed) cp -a "$B/files$t" "$t.sshd-setup-rb" && mv -f "$t.sshd-setup-rb" "$t" && relabel "$t";;
+      existed) put_file "$B/files$t" "$t";;
       absent) [ ! -e "$t" ] || rm -f "$t";;
       nodir) rdirs="$t $rdirs";;
     esac
@@ -233,7 +240,7 @@ put_back_first() {
   [ -n "$FIRST_BK" ] && while read -r kind _sum t; do
     case " $STAGED " in *" $t "*) continue;; esac
     case "$kind" in
-      existed) cp -a "$B/files$t" "$t.sshd-setup-rb" && mv -f "$t.sshd-setup-rb" "$t" && relabel "$t";;
+      existed) put_file "$B/files$t" "$t";;
       absent) [ ! -e "$t" ] || rm -f "$t";;
       nodir) rdirs="$t $rdirs";;
     esac
