@@ -24,7 +24,7 @@ from sshd_setup.apply import (
 )
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.plan import FileChange
-from sshd_setup.core.runs import BackupEntry, HostBackups, uninstalled_main
+from sshd_setup.core.runs import BackupEntry, HostBackups, uninstalled_main, without_blocks
 from sshd_setup.core.service import service_plan
 from sshd_setup.diffing import unified_diff
 from sshd_setup.gather import facts_script, parse_backups, parse_facts
@@ -186,20 +186,16 @@ def _uninstall(entry: HostEntry, options: RunOptions, transport: Transport, shel
         result.status, result.reason = Status.BLOCKED, f"{main} does not exist or cannot be read"
         return
     first = {e.path: e for e in backups.entries} if backups.sent else {}
-    original = first[main].text if main in first else current
     try:
-        main_after = uninstalled_main(current, original)
+        main_after = uninstalled_main(current, first[main].text) if main in first else without_blocks(current)
     except ValueError as exc:
         result.status, result.reason = Status.BLOCKED, f"MANAGED-BLOCK-DAMAGED: {main}: {exc}"
         return
-    if main_after is None:
-        result.status, result.reason = Status.BLOCKED, f"{main} did not exist before sshd-setup: nothing to keep"
-        return
     changes = []
-    if main_after != current:
+    if main_after is not None and main_after != current:
         changes.append(FileChange(main, current, main_after, "remove the sshd-setup managed blocks"))
-    if backups.sent:
-        others = [e for e in backups.entries if e.path != main]
+    if backups.sent:  # main too when it did not exist before and holds only what we wrote: it goes
+        others = [e for e in backups.entries if e.path != main or main_after is None]
     else:  # no first backup: remove only files that carry our header
         paths = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
         others = [BackupEntry("absent", p) for p in paths if (_current(facts, p) or "").startswith(OURS)]
@@ -221,7 +217,7 @@ def _uninstall(entry: HostEntry, options: RunOptions, transport: Transport, shel
         service=service_plan(facts),
         main=main,
         directories=(),
-        files=[(main, main_after, None)] if main_after != current else [],
+        files=[(main, main_after, None)] if main_after is not None and main_after != current else [],
         expected={p: _sha(_current(facts, p)) for p in managed},
         kind="uninstall",
         managed=tuple(managed),

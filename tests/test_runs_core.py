@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sshd_setup.core.plan import render_main
-from sshd_setup.core.runs import BackupRun, HostBackups, is_run_id, new_run_id, uninstalled_main
+from sshd_setup.core.runs import BackupRun, HostBackups, is_run_id, new_run_id, uninstalled_main, without_blocks
 from sshd_setup.gather import parse_backups
 from sshd_setup.templating import environment
 from tests.helpers import desired_from
@@ -62,6 +62,7 @@ def test_uninstall_keeps_edits_made_since_and_drops_a_file_we_created() -> None:
     assert uninstalled_main(edited, "Port 22\n") == "Port 22\nPasswordAuthentication no\n"
     created, _, _ = render_main(environment(), desired, None, include_vendor=True)
     assert created is not None and uninstalled_main(created, None) is None
+    assert without_blocks(edited) == "Port 22\nPasswordAuthentication no\n"  # no first backup to compare
     with pytest.raises(ValueError):
         uninstalled_main("# BEGIN sshd-setup managed block: gateway CA\nPort 22\n", "Port 22\n")
 

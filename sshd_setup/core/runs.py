@@ -92,6 +92,11 @@ def _body(text: str) -> list[str]:
     return body
 
 
+def without_blocks(current: str) -> str:
+    """sshd_config minus our managed blocks (no first backup to say what it was). ValueError: damaged."""
+    return "".join(_body(current))
+
+
 def uninstalled_main(current: str, original: str | None) -> str | None:
     """sshd_config without our managed blocks: the original bytes when nothing else changed since (even a
     missing final newline comes back), else the current file minus our blocks. None: remove the file (it
