@@ -185,6 +185,15 @@ def test_rollback_to_any_run_in_any_order_and_uninstall_give_the_exact_state(fre
         assert host_state(host) == states[0][host.name]
         assert host.run("getent passwd vmuser johndoe | wc -l").stdout.strip() == "2"
 
+    # --to a run only one host has: restored there, the other host reported (not silently skipped)
+    only = sshd_setup("apply", "--yes", "--json", "--limit", "back1", "-i", inventory)
+    assert only.returncode == 0, only.stdout + only.stderr
+    partial = sshd_setup("rollback", "--yes", "--json", "--to", only.json["run_id"], "-i", inventory)
+    assert partial.returncode == 1
+    assert partial.host("back1")["status"] == "changed" and host_state(fleet.host("back1")) == states[0]["back1"]
+    assert partial.host("back2")["status"] == "blocked"
+    assert f"no backup {only.json['run_id']} on this host" in partial.host("back2")["reason"]
+
     # a restore that cannot be proved says so: the first backup's copy of sshd_config went bad on disk
     back1 = fleet.host("back1")
     back1.run(f"echo '# damaged' >> /var/backups/sshd-setup/runs/{run_ids[0]}/files/etc/ssh/sshd_config")

@@ -1,6 +1,6 @@
 # Apply staged files for sshd-setup. The generated header sets: RUN KIND KEEP DO_RELOAD RELOAD CHECK START MAIN
 # PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
-# then calls: ensure_user, install -d, stage (per file), and finally `run_apply`.
+# then calls: take_lock, expect + cas_check (state.sh), ensure_user, install -d, stage (per file), `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

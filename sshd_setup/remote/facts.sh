@@ -120,7 +120,9 @@ best=0
 for c in /var/backups/sshd-setup/runs/*/complete; do
   [ -f "$c" ] || continue
   d=${c%/complete}; seq=0; kind=""; first=0; changed=""
-  while read -r k v; do case "$k" in seq) seq=$v;; kind) kind=$v;; first) first=$v;; changed) changed=$v;; esac; done < "$c"
+  while read -r k v; do
+    case "$k" in seq) seq=$v;; kind) kind=$v;; first) first=$v;; changed) changed=$v;; esac
+  done < "$c"
   r "RUN $seq ${d##*/} $kind $first $changed"
   backups="$backups ${d##*/}"
   case "$SEND_BACKUP" in "${d##*/}") send=$d;; first) [ "$first" = 1 ] && send=$d;;

@@ -108,7 +108,10 @@ snapshot() {
   present=""
   for t in $sfiles; do if [ -f "$t" ]; then present="$present $t"; else echo "absent - $t" >> "$into/manifest"; fi; done
   for t in $sdirs; do
-    case " $snew " in *" $t "*) echo "nodir - $t";; *) if [ -d "$t" ]; then echo "dir - $t"; else echo "nodir - $t"; fi;; esac
+    case " $snew " in
+      *" $t "*) echo "nodir - $t";;
+      *) if [ -d "$t" ]; then echo "dir - $t"; else echo "nodir - $t"; fi;;
+    esac
   done >> "$into/manifest"
   [ -n "$present" ] || return 0
   parents=""
