@@ -333,7 +333,7 @@ def note_lock(result: HostResult, found: dict[str, list[str]]) -> None:
             result.details.append(f"took over the lock left by run {run}, whose process on the host is gone")
     cleaned = found.get("CLEANED", [])
     if cleaned:
-        result.details.append(f"removed leftovers of a cut run:{cleaned[0]}")
+        result.details.append(f"removed leftovers of a cut run: {cleaned[0]}")
 
 
 def lock_refused(result: HostResult, found: dict[str, list[str]]) -> bool:

@@ -91,3 +91,44 @@ def test_parse_backups_reads_runs_in_order_and_the_sent_backup() -> None:
     assert backups.sent == "20261201T100002Z-aaaaaa"
     assert backups.files() == {"/etc/ssh/ca.pub": None, "/etc/ssh/sshd_config": "Port 22\n"}
     assert [e.kind for e in backups.entries] == ["absent", "nodir", "existed"]
+
+
+def _records(*lines: str, output: str = "") -> dict[str, list[str]]:
+    from sshd_setup.apply import records
+
+    block = ["@@OUTPUT", base64.b64encode(output.encode()).decode(), "@@EOF"] if output else []
+    return records("\n".join([*lines, *block, "@@END"]) + "\n")
+
+
+def test_a_held_lock_or_a_changed_file_blocks_the_host_with_the_reason() -> None:
+    from sshd_setup.apply import lock_refused, note_lock
+    from sshd_setup.report import HostResult, Status
+
+    result = HostResult("web1", Status.FAILED, "")
+    held = _records("@@FAIL lock", output="held by run 20261201T100000Z-aaaaaa 77 2026-12-01T10:00:00Z")
+    assert lock_refused(result, held) and result.status is Status.BLOCKED
+    assert result.reason == (
+        "host is locked, nothing written: held by run 20261201T100000Z-aaaaaa 77 2026-12-01T10:00:00Z"
+    )
+    cas = _records("@@LOCK held", "@@FAIL cas", output="changed since facts were read: /etc/ssh/ca.pub")
+    assert lock_refused(result, cas) and "changed since facts were read: /etc/ssh/ca.pub" in result.reason
+    assert not lock_refused(HostResult("web1", Status.FAILED, ""), _records("@@FAIL validate", output="bad"))
+    note_lock(result, _records("@@LOCK took-over 20261201T090000Z-dead00 12 2026-12-01T09:00:00Z", "@@CLEANED /x"))
+    assert result.details == [
+        "took over the lock left by run 20261201T090000Z-dead00, whose process on the host is gone",
+        "removed leftovers of a cut run: /x",
+    ]
+
+
+def test_a_restore_that_differs_is_never_reported_restored() -> None:
+    from sshd_setup.apply import _report_failure, restore_problem
+    from sshd_setup.report import HostResult, Status
+    from sshd_setup.transport import CommandResult
+
+    found = _records("@@FAIL inactive", "@@RESTORE-INCOMPLETE /etc/ssh/ca.pub", "@@ROLLEDBACK ok", output="down")
+    assert restore_problem(found) == "restore incomplete: /etc/ssh/ca.pub"
+    result = HostResult("web1", Status.FAILED, "", backup="20261201T100000Z-aaaaaa")
+    _report_failure(result, found, CommandResult(4, "", ""))
+    assert result.status is Status.FAILED and "restore incomplete: /etc/ssh/ca.pub" in result.reason
+    assert "restored" not in result.reason
+    assert restore_problem(_records("@@RESTORED 20261201T100000Z-aaaaaa")) == ""
