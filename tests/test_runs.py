@@ -106,10 +106,18 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     assert host_state(host) == before
     # that run dies without releasing: its owner line stays, the kernel dropped the flock
     host.run("kill $(cat /run/holder.pid); while kill -0 $(cat /run/holder.pid) 2>/dev/null; do sleep 0.05; done")
+    # ... and left what a cut run leaves: a staged file and an unfinished backup (no completion marker)
+    host.run(
+        "echo half > /etc/ssh/.sshd_config.sshd-setup-new.20261201T000000Z-0ther1;"
+        " mkdir -p /var/backups/sshd-setup/runs/20261201T000000Z-0ther1/files"
+    )
     taken = sshd_setup("apply", "--yes", "--json", "-i", inventory).host("lock1")
     assert taken["status"] == "changed", taken
     assert any("took over the lock left by run 20261201T000000Z-0ther1" in d for d in taken["details"]), taken
     assert host.read_file("/run/sshd-setup.lock") == b""  # released after the guard
+    assert any("removed leftovers of a cut run" in d for d in taken["details"]), taken
+    assert host.run("ls -a /etc/ssh | grep -c sshd-setup-new", check=False).stdout.strip() == "0"
+    assert host.run("ls /var/backups/sshd-setup/runs").stdout.split() == [taken["backup"]]
 
     # compare-and-swap: a writer changes sshd_config after the facts were read, before the apply
     from sshd_setup import apply
