@@ -236,4 +236,8 @@ def _uninstall(entry: HostEntry, options: RunOptions, transport: Transport, shel
             f"; {incomplete}" if incomplete else ""
         )
         return
+    incomplete = restore_problem(found)
+    if incomplete:  # installed and reloaded, but a path did not come back as the first backup has it
+        result.status, result.reason = Status.FAILED, f"uninstall: {incomplete}"
+        return
     _finish(entry, options, transport, facts, result, f"uninstalled ({what}; users kept)")

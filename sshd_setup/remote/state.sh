@@ -6,6 +6,7 @@ BK_RUNS="$BK_ROOT/runs"
 LOCK_FILE=/run/sshd-setup.lock
 LOCK_HELD=""
 PROTECT=""
+PROOF_SKIP=""
 EXPECT=""
 REMOVE=""
 BK_DONE=""
@@ -203,7 +204,8 @@ make_dirs() {
   [ -z "$missing" ] || install -d -m 0755 -o root -g root $missing
 }
 
-# prove_restore NAME: compare every path with backup NAME by sha256 (absent ones must be absent).
+# prove_restore NAME: compare every path with backup NAME by sha256 (absent ones must be absent), but
+# those in PROOF_SKIP (uninstall writes sshd_config itself).
 prove_restore() {
   [ -f "$BK_RUNS/$1/manifest" ] || { r "RESTORE-INCOMPLETE (backup $1 is gone)"; return 1; }
   present=""
@@ -215,6 +217,7 @@ $sums
 "
   bad=""
   while read -r kind sum t; do
+    case " $PROOF_SKIP " in *" $t "*) continue;; esac
     case "$kind" in
       existed) case "$sums" in *"
 $sum  $t
@@ -251,6 +254,9 @@ put_back_first() {
   [ -n "$FIRST_BK" ] || for t in $REMOVE; do [ ! -e "$t" ] || rm -f "$t"; done
   for t in $rdirs; do [ ! -d "$t" ] || rmdir "$t" 2>/dev/null; done
   r "STEP put-back $FIRST_BK"
+  PROOF_SKIP=$STAGED
+  [ -z "$FIRST_BK" ] || prove_restore "$FIRST_BK" || true
+  PROOF_SKIP=""
 }
 
 # rollback_to NAME SAVE: restore backup NAME (staged, validated, installed, proved, reloaded). SAVE=1:
