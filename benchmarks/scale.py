@@ -107,9 +107,11 @@ def run_sshd_setup(fleet: LightFleet, inventory: Path, forks: int, phase: str) -
     except (ValueError, KeyError):
         run.problems.append(f"no JSON from sshd-setup: {out[-300:]}")
         return run
-    wrong = [h["host"] for h in hosts if h["status"] != want]
+    wrong = [h for h in hosts if h["status"] != want]
     if wrong:
-        run.problems.append(f"{len(wrong)} host(s) not {want}, e.g. {wrong[0]}")
+        first = wrong[0]
+        example = f"{first['host']} {first['status']}: {first['reason']}"
+        run.problems.append(f"{len(wrong)} host(s) not {want}, e.g. {example}")
     run.connections_per_host = statistics.mean(h["connections"] for h in hosts)
     run.round_trips_per_host = statistics.mean(h["round_trips"] for h in hosts)
     finish(fleet, run, before)
