@@ -168,21 +168,23 @@ def _known_hosts(file: Path) -> KnownHosts:
     return keys
 
 
-_FABRIC_CONFIG: list[Any] = []
-_FABRIC_CONFIG_LOCK = threading.Lock()
+_SSH_CONFIG: list[Any] = []
+_SSH_CONFIG_LOCK = threading.Lock()
 
 
 def _fabric_config() -> Any:
-    """One Fabric Config per process, shared read-only by every Connection (Fabric never writes to it).
+    """A new Fabric Config for one connection, over ~/.ssh/config and /etc/ssh/ssh_config parsed once.
 
-    Making one per host re-read and re-parsed ~/.ssh/config and /etc/ssh/ssh_config for every host.
+    A Config per host re-read and re-parsed both files for every host; one Config shared by all threads
+    is not safe (invoke's lazy merging raced). The parsed paramiko SSHConfig is only read (lookup).
     """
     from fabric import Config
 
-    with _FABRIC_CONFIG_LOCK:
-        if not _FABRIC_CONFIG:
-            _FABRIC_CONFIG.append(Config(overrides={"run": {"in_stream": False}, "load_ssh_configs": True}))
-        return _FABRIC_CONFIG[0]
+    with _SSH_CONFIG_LOCK:
+        if not _SSH_CONFIG:
+            _SSH_CONFIG.append(Config(overrides={"load_ssh_configs": True}).base_ssh_config)
+        parsed = _SSH_CONFIG[0]
+    return Config(overrides={"run": {"in_stream": False}, "load_ssh_configs": True}, ssh_config=parsed)
 
 
 def openssh_version(banner: str) -> str:
