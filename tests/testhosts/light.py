@@ -169,8 +169,9 @@ class LightFleet:
             except OSError:
                 os.close(fd)
                 continue
-            if _link_exists(f"slbr{index}"):  # left by a killed run: sweep it first
-                _sweep(index)
+            # Whatever a killed run left in this slot: its processes, namespaces, links and bridge.
+            _kill_cgroup(_make_cgroup(f"light-{index}"), time.monotonic())
+            _sweep(index)
             base = Path(tempfile.mkdtemp(prefix=f"sshd-setup-light{index}-", dir="/dev/shm"))
             return cls(index=index, base=base, _lock_fd=fd)
         raise LightHostError("light fleet: all 16 fleet slots are in use")
@@ -380,6 +381,9 @@ def _sweep(index: int) -> None:
     netns_dir = Path("/run/netns")
     names = [p.name for p in netns_dir.iterdir()] if netns_dir.is_dir() else []
     lines = [f"netns delete {n}" for n in names if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    veth = f"sl{index}v"
+    links = [n for n in os.listdir("/sys/class/net") if n.startswith(veth) and n[len(veth) :].isdigit()]
+    lines += [f"link delete {n}" for n in links]
     if _link_exists(f"slbr{index}"):
         lines.append(f"link delete slbr{index}")
     if lines:
