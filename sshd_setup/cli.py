@@ -94,7 +94,9 @@ def lint(
 LimitOption = typer.Option(
     None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y, ~regex, web[0:2], @file."
 )
-ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
+ForksOption = typer.Option(
+    50, "--forks", "-f", help="Hosts worked on at once (50 keeps one controller busy; see README, Scale)."
+)
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
 YesOption = typer.Option(
