@@ -18,6 +18,7 @@ from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.hostpaths import HostPaths, check_host_paths, withhold_refused
 from sshd_setup.core.pending import Pending, pending_state
+from sshd_setup.core.runs import new_run_id
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.errors import SshdSetupError
@@ -44,6 +45,8 @@ class RunOptions:
     connect: ConnectOptions = field(default_factory=ConnectOptions)
     transports: Transports | None = field(default=None, compare=False, repr=False)
     """How to reach the host (None: our own SSH connections); e.g. Ansible's connection (sshd_setup/delegated.py)."""
+    run_id: str = field(default_factory=new_run_id)
+    """This invocation's id: every host's backup name and the owner of every host lock it takes."""
 
 
 def timestamp() -> str:
@@ -353,7 +356,7 @@ def _assess_host(
 ) -> Assessment | None:
     """Facts (one round trip), plan and findings; the result is final unless an Assessment comes back."""
     login = login_user(entry, transport)
-    gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login))
+    gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login_user=login))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
         return None
@@ -398,10 +401,9 @@ def _apply_assessed(
     plan, service = assessment.plan, assessment.service
     result.status = Status.FAILED
     reload_pending = assessment.pending.needs_reload and options.reload  # sshd has not loaded the files
-    stamp = timestamp()
     real = assessment.paths.real  # a symlinked managed file is written through to its target
     script = apply_script(
-        timestamp=stamp,
+        run_id=options.run_id,
         keep=entry.desired.backups_keep,
         reload=options.reload,
         service=service,
@@ -409,16 +411,21 @@ def _apply_assessed(
         directories=plan.directories,
         fix_directories=plan.fix_directories,
         files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
-        remove=tuple(c.path for c in plan.changes if c.remove),
+        unmapped=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(assessment.main),
+        expected=expected_hashes(plan),
         force_reload=reload_pending,
         require_exec=assessment.helpers(),
     )
-    applied = shell.finish(script)
+    # run, not finish: this shell holds the host's lock until the guard is done (closed by _pipeline)
+    applied = shell.run(script)
     found = records(applied.stdout)
     result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
     result.users_created = [u.split(" ", 1)[1] for u in found.get("USER", []) if u.startswith("created ")]
+    note_lock(result, found)
+    if lock_refused(result, found):
+        return
     if "FAIL" in found:
         _report_failure(result, found, applied)
         return
@@ -457,10 +464,14 @@ def _report_failure_reason(result: HostResult, found: dict[str, list[str]], appl
     step = found["FAIL"][0]
     output = (found.get("OUTPUT") or [""])[0]
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
+    incomplete = restore_problem(found)
     if step == "validate" and "(SshdSessionPath/SshdAuthPath)" in output:
         result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {_first_line(output)}"
     elif step == "validate":
         result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
+    elif incomplete:
+        result.status = Status.FAILED
+        result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); {incomplete}"
     elif rolled is not None:
         result.status = Status.ROLLED_BACK if rolled == "ok" else Status.FAILED
         state = "sshd is up again" if rolled == "ok" else "sshd is NOT running after the rollback"
@@ -508,13 +519,24 @@ def _rollback_after_guard(
     if result.backup is None:
         result.reason = f"lockout guard failed ({problem}) and no backup name is known"
         return
-    script = rollback_script(timestamp=timestamp(), backup=result.backup, reload=True, service=service, main=main)
+    script = rollback_script(
+        run_id=options.run_id,
+        backup=result.backup,
+        reload=True,
+        service=service,
+        main=main,
+        save=False,
+    )
     try:
         restored = transport.run_script(script)
     except Unreachable as exc:
         result.reason = f"lockout guard failed ({problem}); rollback impossible: {exc}"
         return
     found = records(restored.stdout)
+    incomplete = restore_problem(found)
+    if incomplete:
+        result.reason = f"lockout guard failed ({problem}); {incomplete}"
+        return
     again = _lockout_guard(entry, options) if "FAIL" not in found else "rollback failed"
     result.connections += 1
     if again is None:
@@ -524,48 +546,44 @@ def _rollback_after_guard(
         result.reason = f"lockout guard failed ({problem}); rollback of {result.backup} did not help: {again}"
 
 
-def rollback_host(entry: HostEntry, options: RunOptions, to: str | None, dial: Dial | None = None) -> HostResult:
-    """Restore a backup (the latest, or `to`), validated, reloaded, guarded."""
-    return _with_host(entry, options, dial, lambda transport, result: _rollback(entry, options, transport, result, to))
+def expected_hashes(plan: Plan) -> dict[str, str | None]:
+    """Compare-and-swap: sha256 of every planned file as the facts read it (None: it did not exist)."""
+    import hashlib
+
+    return {
+        c.path: None if c.before is None else hashlib.sha256(c.before.encode("utf-8", "surrogateescape")).hexdigest()
+        for c in plan.files
+    }
 
 
-def _rollback(entry: HostEntry, options: RunOptions, transport: Transport, result: HostResult, to: str | None) -> None:
-    shell = transport.shell()
-    try:
-        _restore(entry, options, transport, shell, result, to)
-    finally:
-        shell.close()
+def note_lock(result: HostResult, found: dict[str, list[str]]) -> None:
+    for took in found.get("LOCK", []):
+        if took.startswith("took-over "):
+            owner = took.removeprefix("took-over ").split()
+            run = owner[0] if owner else "?"
+            result.details.append(f"took over the lock left by run {run}, whose process on the host is gone")
+    cleaned = found.get("CLEANED", [])
+    if cleaned:
+        result.details.append(f"removed leftovers of a cut run: {cleaned[0]}")
 
 
-def _restore(
-    entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult, to: str | None
-) -> None:
-    gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
-    facts, backups = parse_facts(gathered.stdout)  # no plan or findings: only the service and the backups
-    main = _followed_desired(entry.desired, facts).sshd_config
-    service = service_plan(facts)
-    main = check_host_paths(entry.desired, facts).real(entry.desired.sshd_config)
-    target = to or (sorted(backups)[-1] if backups else None)
-    if target is None or target not in backups:
-        result.reason = f"no backup {to} on this host" if to else "no backup on this host"
-        return
-    restored = shell.finish(
-        rollback_script(timestamp=timestamp(), backup=target, reload=options.reload, service=service, main=main)
-    )
-    found = records(restored.stdout)
-    result.backup = target
-    if "FAIL" in found:
-        output = (found.get("OUTPUT") or [""])[0]
-        result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
-        return
-    if options.reload:
-        problem = _lockout_guard(entry, options)
-        result.connections += 1
-        if problem is not None:
-            result.reason = f"restored {target} but the new login failed: {problem}"
-            return
-    result.status, result.reloaded = Status.CHANGED, options.reload
-    result.reason = f"restored backup {target}" + (" and reloaded" if options.reload else "")
+def lock_refused(result: HostResult, found: dict[str, list[str]]) -> bool:
+    """The host's lock is held by another run, or a file changed since the facts: blocked, nothing written."""
+    step = (found.get("FAIL") or [""])[0]
+    output = (found.get("OUTPUT") or [""])[0]
+    if step == "lock":
+        result.status, result.reason = Status.BLOCKED, f"host is locked, nothing written: {_first_line(output)}"
+    elif step == "cas":
+        result.status, result.reason = Status.BLOCKED, f"{_first_line(output)}; nothing written (run again)"
+    else:
+        return False
+    return True
+
+
+def restore_problem(found: dict[str, list[str]]) -> str:
+    """'restore incomplete: FILE ...' when a restore could not be proved by hash, else ''."""
+    bad = found.get("RESTORE-INCOMPLETE")
+    return f"restore incomplete: {bad[0].strip()}" if bad else ""
 
 
 def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = False) -> str:

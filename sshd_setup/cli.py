@@ -94,7 +94,9 @@ def lint(
 LimitOption = typer.Option(
     None, "--limit", "-l", help="Ansible host pattern: host, group, glob, a,b, !x, &y, ~regex, web[0:2], @file."
 )
-ForksOption = typer.Option(10, "--forks", "-f", help="Hosts worked on at once.")
+ForksOption = typer.Option(
+    50, "--forks", "-f", help="Hosts worked on at once (50 keeps one controller busy; see README, Scale)."
+)
 JsonOption = typer.Option(False, "--json", help="Print the full per-host result as JSON.")
 BecomeOption = typer.Option(False, "--ask-become-pass", "-K", help="Ask for the sudo password.")
 YesOption = typer.Option(
@@ -205,7 +207,11 @@ def check(
 def rollback(
     inventory: list[Path] = InventoriesOption,
     limit: str | None = LimitOption,
-    to: str | None = typer.Option(None, "--to", help="Backup timestamp to restore (default: the latest)."),
+    to: str | None = typer.Option(
+        None, "--to", help="Run id: restore the state before that run (default: before the latest apply)."
+    ),
+    list_runs: bool = typer.Option(False, "--list", help="List each host's backups (runs) and what each changed."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what the rollback would change; change nothing."),
     forks: int = ForksOption,
     no_reload: bool = typer.Option(False, "--no-reload", help="Restore files only; do not reload sshd."),
     yes: bool = YesOption,
@@ -217,7 +223,7 @@ def rollback(
     host_key_checking: bool | None = HostKeyOption,
     timeout: float = TimeoutOption,
 ) -> None:
-    """Restore a backup taken by apply: validated, reloaded, guarded by a fresh login."""
+    """Restore the state before a run (proved by hash): validated, reloaded, guarded by a fresh login."""
     from sshd_setup.commands.fleet import control_options, run_fleet
 
     control = control_options(forks=forks, serial=serial, max_fail=max_fail, yes=yes, as_json=as_json, quiet=quiet)
@@ -225,7 +231,8 @@ def rollback(
         run_fleet(
             inventory=inventory,
             limit=limit,
-            mode="rollback",
+            mode="rollback-list" if list_runs else "rollback",
+            dry_run=dry_run,
             forks=forks,
             allow=[],
             reload=not no_reload,
@@ -233,6 +240,44 @@ def rollback(
             ask_become_pass=ask_become_pass,
             host_key_checking=host_key_checking,
             rollback_to=to,
+            control=control,
+            timeout=timeout,
+        )
+    )
+
+
+@app.command(epilog="Example: sshd-setup uninstall -i inventory.yml -l web1 --dry-run, then --yes")
+def uninstall(
+    inventory: list[Path] = InventoriesOption,
+    limit: str | None = LimitOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what uninstall would change; change nothing."),
+    forks: int = ForksOption,
+    no_reload: bool = typer.Option(False, "--no-reload", help="Write only; do not reload sshd."),
+    yes: bool = YesOption,
+    serial: str | None = SerialOption,
+    max_fail: str | None = MaxFailOption,
+    as_json: bool = JsonOption,
+    quiet: bool = QuietOption,
+    ask_become_pass: bool = BecomeOption,
+    host_key_checking: bool | None = HostKeyOption,
+    timeout: float = TimeoutOption,
+) -> None:
+    """Remove our managed blocks, CA file and principals files (users stay): validated, reloaded, guarded."""
+    from sshd_setup.commands.fleet import control_options, run_fleet
+
+    control = control_options(forks=forks, serial=serial, max_fail=max_fail, yes=yes, as_json=as_json, quiet=quiet)
+    raise typer.Exit(
+        run_fleet(
+            inventory=inventory,
+            limit=limit,
+            mode="uninstall",
+            dry_run=dry_run,
+            forks=forks,
+            allow=[],
+            reload=not no_reload,
+            as_json=as_json,
+            ask_become_pass=ask_become_pass,
+            host_key_checking=host_key_checking,
             control=control,
             timeout=timeout,
         )

@@ -14,13 +14,14 @@ from dataclasses import replace
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
+from sshd_setup.core.runs import BackupEntry, BackupRun, HostBackups
 from sshd_setup.core.tree import SnapshotEntry
 from sshd_setup.remote import iter_records, script
 
 VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
 
 
-def facts_script(desired: Desired, sshd_version: str = "", login_user: str = "") -> str:
+def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = "", login_user: str = "") -> str:
     """The one command that gathers facts for this desired state.
 
     sshd_version: what the server's SSH banner says (e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'); it spares the
@@ -45,6 +46,7 @@ def facts_script(desired: Desired, sshd_version: str = "", login_user: str = "")
             f"META_PATHS={shlex.quote(' '.join(meta))}",
             f"USERS={shlex.quote(' '.join(users))}",
             f"SSHD_VERSION={shlex.quote(sshd_version)}",
+            f"SEND_BACKUP={shlex.quote(send_backup)}",
         ]
     )
     return header + "\n" + script("facts.sh")
@@ -178,3 +180,29 @@ def _systemd_units(facts: HostFacts, text: str) -> None:
             (values.get("Accept") or [""])[0] if name.endswith(".socket") else "",
             (values.get("KillMode") or [""])[0] if name.endswith(".service") else "",
         )
+
+
+def parse_backups(output: str) -> HostBackups:
+    """The backups the facts script lists (@@RUN), and the one it was asked to send (@@BKM / @@BKFILE)."""
+    found = HostBackups()
+    texts: dict[str, str] = {}
+    manifest: list[tuple[str, str, str]] = []
+    for kind, rest, block in iter_records(output, frozenset({"BKFILE"})):
+        if kind == "RUN":
+            parts = rest.split()
+            if len(parts) >= 4 and parts[0].isdigit():
+                seq, name, run_kind, first = parts[:4]
+                found.runs.append(BackupRun(int(seq), name, run_kind, first == "1", tuple(parts[4:])))
+        elif kind == "BKNAME":
+            found.sent = rest.strip()
+        elif kind == "BKM":
+            entry_kind, _, tail = rest.partition(" ")
+            digest, _, path = tail.partition(" ")
+            manifest.append((entry_kind, digest, path))
+        elif kind == "BKFILE":
+            texts[rest] = _decode(block)
+    found.runs.sort(key=lambda run: run.seq)
+    for entry_kind, digest, path in manifest:
+        text = texts.get(path) if entry_kind == "existed" else None
+        found.entries.append(BackupEntry(entry_kind, path, "" if digest == "-" else digest, text))
+    return found

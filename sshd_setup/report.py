@@ -8,6 +8,7 @@ from typing import Any
 
 from sshd_setup import exitcodes
 from sshd_setup.core.finding import Finding
+from sshd_setup.core.runs import BackupRun
 
 
 class Status(StrEnum):
@@ -49,6 +50,8 @@ class HostResult:
     connections: int = 0
     seconds: float = 0.0
     details: list[str] = field(default_factory=list)
+    runs: list[BackupRun] = field(default_factory=list)
+    """`rollback --list`: the backups on this host, in run order."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +67,7 @@ class HostResult:
             "connections": self.connections,
             "seconds": round(self.seconds, 3),
             "details": self.details,
+            **({"runs": [vars(run) for run in self.runs]} if self.runs else {}),
         }
 
 
@@ -75,9 +79,17 @@ def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
 
 
 def to_json(
-    results: list[HostResult], mode: str, *, elapsed: float | None = None, interrupted: bool = False
+    results: list[HostResult],
+    mode: str,
+    *,
+    elapsed: float | None = None,
+    interrupted: bool = False,
+    run_id: str = "",
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {"schema": 1, "mode": mode, "exit_code": exit_code(results, interrupted)}
+    data: dict[str, Any] = {"schema": 1, "mode": mode}
+    if run_id:
+        data["run_id"] = run_id
+    data["exit_code"] = exit_code(results, interrupted)
     if elapsed is not None:
         data["elapsed_seconds"] = round(elapsed, 3)
     data["interrupted"] = interrupted

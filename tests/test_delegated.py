@@ -104,7 +104,12 @@ class Login:
 def entry_for(tmp_path: Path):  # type: ignore[no-untyped-def]
     main = tmp_path / "sshd_config"
     main.write_text("PasswordAuthentication no\n")
-    settings = {"ca_keys": [CA_KEY], "ca_path": str(tmp_path / "ca.pub"), "sshd_config": str(main)}
+    settings = {
+        "ca_keys": [CA_KEY],
+        "ca_path": str(tmp_path / "ca.pub"),
+        "sshd_config": str(main),
+        "managed_dirs": [str(tmp_path)],
+    }
     return host_entry("here", merged_settings(settings, {}, "host here"), where="host here", base_dir=tmp_path)
 
 
@@ -134,7 +139,7 @@ def test_failed_guard_on_new_logins_restores_over_the_owner_s_connection(
 
     assert result.status is Status.FAILED, result  # the re-check after the restore failed too
     assert "rollback of 20261201T000000Z did not help" in result.reason
-    assert "\nrollback_to 20261201T000000Z\n" in host.sent[-1]
+    assert "\nrollback_to 20261201T000000Z 0\n" in host.sent[-1]  # 0: the guard does not save again
     assert login.opened >= 2  # every attempt is a NEW login, none is the session's connection
 
     host = ScriptedHost("@@BACKUP 20261201T000000Z\n@@SEEN pidfile\n@@END\n")

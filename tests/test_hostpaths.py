@@ -142,14 +142,16 @@ def _run_apply(tmp_path: Path, main_text: str, directories: tuple[str, ...], fil
     main = tmp_path / "sshd_config"
     main.write_text(f"HostKey {key}\n")
     script = apply_script(
-        timestamp="20261201T000000Z",
+        run_id="20261201T000000Z-0a1b2c",
         keep=3,
         reload=False,
         service=SERVICE,
         main=str(main),
         directories=directories,
         files=[(str(main), main_text + f"HostKey {key}\n", None), *((p, t, (0o644, "root", "root")) for p, t in files)],
-    ).replace("BK_ROOT=/var/backups/sshd-setup", f"BK_ROOT={tmp_path}/backups")
+    )
+    script = script.replace("BK_ROOT=/var/backups/sshd-setup", f"BK_ROOT={tmp_path}/backups")
+    script = script.replace("LOCK_FILE=/run/sshd-setup.lock", f"LOCK_FILE={tmp_path}/lock")
     proc = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60)
     return proc.stdout
 
@@ -163,13 +165,13 @@ def test_directories_and_their_files_are_created_only_after_validation(tmp_path:
     applied = _run_apply(tmp_path, "PermitRootLogin no\n", (str(new_dir),), [(f"{new_dir}/vm", "jdoe\n")])
     assert "@@END" in applied and "@@FAIL" not in applied, applied
     assert f"@@DIR created {new_dir}" in applied and (new_dir / "vm").read_text() == "jdoe\n"
-    manifest = next((tmp_path / "backups").iterdir()) / "manifest"
-    assert f"created {new_dir}/vm" in manifest.read_text()
+    manifest = next((tmp_path / "backups" / "runs").iterdir()) / "manifest"
+    assert f"absent - {new_dir}/vm" in manifest.read_text()  # the whole-state backup: it did not exist
 
 
 def test_the_apply_script_defers_users_new_directories_and_their_files() -> None:
     script = apply_script(
-        timestamp="t",
+        run_id="t",
         keep=1,
         reload=False,
         service=SERVICE,
@@ -177,7 +179,7 @@ def test_the_apply_script_defers_users_new_directories_and_their_files() -> None
         directories=("/etc/ssh/principals",),
         files=[(MAIN, "x\n", None), ("/etc/ssh/principals/vm", "jdoe\n", (0o644, "root", "root"))],
         users=("vm",),
-        remove=("/etc/ssh/principals/old",),
+        unmapped=("/etc/ssh/principals/old",),
     )
     tail = script.split("after_validation() {\n", 1)[1]
     deferred, _, rest = tail.partition("}\n")

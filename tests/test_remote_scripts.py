@@ -1,8 +1,8 @@
 """The host-side shell functions of sshd_setup/remote/apply.sh, run for real by this machine's /bin/sh.
 
 The integration tests run the whole script on container hosts; these pin down the pieces whose edge
-cases a converging host rarely shows: pruning old backups, the backup manifest, and seeing sshd's
-re-exec through its pid file.
+cases a converging host rarely shows: seeing sshd's re-exec through its pid file, and staging exact
+bytes. (Backups, the lock and compare-and-swap: tests/test_host_state.py.)
 """
 
 from __future__ import annotations
@@ -21,42 +21,6 @@ APPLY = script("apply.sh")
 def sh(body: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run body after loading apply.sh's functions (its top level only defines things)."""
     return subprocess.run(["sh", "-c", APPLY + "\n" + body], capture_output=True, text=True, timeout=timeout)
-
-
-def test_prune_keeps_the_newest_backups_and_ignores_other_names(tmp_path: Path) -> None:
-    names = [f"2026110{day}T101010Z" for day in range(1, 7)] + ["20261106T101010Z-77", "notes", "1999"]
-    for name in names:
-        (tmp_path / name).mkdir()
-    proc = sh(f"BK_ROOT={tmp_path}; KEEP=3; prune")
-    assert proc.returncode == 0, proc.stderr
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["1999", "20261105T101010Z", "20261106T101010Z", "20261106T101010Z-77", "notes"]
-
-
-def test_prune_with_fewer_backups_than_kept_removes_nothing(tmp_path: Path) -> None:
-    (tmp_path / "20261101T101010Z").mkdir()
-    assert sh(f"BK_ROOT={tmp_path}; KEEP=1; prune").returncode == 0
-    assert (tmp_path / "20261101T101010Z").is_dir()
-
-
-def test_backup_copies_what_existed_and_lists_what_is_new(tmp_path: Path) -> None:
-    etc = tmp_path / "etc"
-    (etc / "sub").mkdir(parents=True)
-    (etc / "a.conf").write_text("old a\n")
-    (etc / "sub" / "b.conf").write_text("old b\n")
-    root = tmp_path / "backups"
-    staged = f"{etc}/a.conf {etc}/sub/b.conf {etc}/new.conf"
-    proc = sh(f"BK_ROOT={root}; KEEP=5; TS=20261124T000000Z; STAGED='{staged}'; backup")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "@@BACKUP 20261124T000000Z" in proc.stdout
-    backup = root / "20261124T000000Z"
-    assert (backup / "manifest").read_text().splitlines() == [
-        f"existed {etc}/a.conf",
-        f"existed {etc}/sub/b.conf",
-        f"created {etc}/new.conf",
-    ]
-    assert (backup / "files" / str(etc).lstrip("/") / "sub" / "b.conf").read_text() == "old b\n"
-    assert oct(root.stat().st_mode & 0o777) == "0o700"
 
 
 def _reload(pidfile: str, reload: str, check: str, mark: str) -> tuple[str, float]:
@@ -128,7 +92,7 @@ def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
     service = ServicePlan("systemd", "ssh", "true", "true", "true", "test")
     files = [(str(tmp_path / f"f{i}"), text, (0o644, "root", "root")) for i, text in enumerate(TRICKY)]
     generated = apply_script(
-        timestamp="20261124T000000Z",
+        run_id="20261124T000000Z-abc123",
         keep=5,
         reload=False,
         service=service,
@@ -138,6 +102,7 @@ def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
     )
     assert generated.endswith("run_apply\n")
     body = generated.removesuffix("run_apply\n") + '[ -z "$STAGE_FAILED" ] && install_staged\n'
+    body = body.replace("\ntake_lock\n", f"\nLOCK_FILE={tmp_path}/lock; take_lock\n", 1)
     proc = subprocess.run(["sh", "-s"], input=body.encode("utf-8", "surrogateescape"), capture_output=True, timeout=30)
     assert proc.returncode == 0 and b"@@STEP installed" in proc.stdout, proc.stderr
     for path, text, _ in files:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from sshd_setup import exitcodes
-from sshd_setup.apply import HeldHost, RunOptions, hold_host, rollback_host, run_host, warm_up
+from sshd_setup.apply import HeldHost, RunOptions, hold_host, run_host, warm_up
 from sshd_setup.core.finding import Severity
+from sshd_setup.core.runs import is_run_id, new_run_id
 from sshd_setup.errors import InputError
-from sshd_setup.grouping import View, change_lines, render, summary_lines
+from sshd_setup.grouping import Line, Span, View, change_lines, render, summary_lines
 from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_lines, print_warnings
 from sshd_setup.report import GOOD, HostResult, Status, exit_code, to_json
@@ -38,6 +39,8 @@ TITLES = {
     "dry-run": "sshd-setup apply --dry-run",
     "check": "sshd-setup check",
     "rollback": "sshd-setup rollback",
+    "rollback-list": "sshd-setup rollback --list",
+    "uninstall": "sshd-setup uninstall",
 }
 NOT_STARTED = {
     "interrupt": "not started: interrupted (Ctrl-C)",
@@ -132,35 +135,38 @@ def run_fleet(
     ask_become_pass: bool,
     host_key_checking: bool | None,
     rollback_to: str | None = None,
+    dry_run: bool = False,
     control: Control | None = None,
     timeout: float = 10.0,
 ) -> int:
+    """mode: apply / dry-run / check / rollback / rollback-list / uninstall (dry_run: rollback and uninstall)."""
+    from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
+
     control = control or control_options(forks=forks, as_json=as_json)
     inv = load_inventory(inventory)
     hosts = inv.select(limit)
-    if rollback_to is not None and rollback_to != "latest" and not rollback_to.replace("-", "").isalnum():
-        raise InputError("--to", f"{rollback_to!r} is not a backup name")
-    confirm = mode in ("apply", "rollback") and not control.yes
+    if rollback_to in ("latest", ""):
+        rollback_to = None
+    if rollback_to is not None and not is_run_id(rollback_to):
+        raise InputError("--to", f"{rollback_to!r} is not a run id (e.g. 20261201T163235Z-3f9a1c)")
+    confirm = mode in ("apply", "rollback", "uninstall") and not dry_run and not control.yes
     if confirm and not sys.stdin.isatty():
         raise InputError(
             "--yes", f"{mode} changes hosts: run it on a terminal to confirm, or pass --yes (nothing done)"
         )
     check_key_files(hosts)
+    run_id = new_run_id()
     options = RunOptions(
-        dry_run=mode == "dry-run",
+        dry_run=mode == "dry-run" or dry_run,
         check_only=mode == "check",
         reload=reload,
         allow=parse_allow(allow),
         connect=connect_options(ask_become_pass, host_key_checking, timeout),
+        run_id=run_id,
     )
     if not control.as_json:
         print_warnings(inv.warnings)
-    if (
-        mode == "rollback"
-        and confirm
-        and not _ask(f"Roll back {len(hosts)} host(s) to {rollback_to or 'the latest'} backup?")
-    ):
-        return _report([_not_started(h.name, "declined") for h in hosts], mode, control, 0.0, declined=True)
+    shown_run = run_id if mode in ("apply", "rollback", "uninstall") and not options.dry_run else ""
 
     # Everything is checked: put the first hosts' TCP connections on the wire now, all at once.
     # Never for a host reached through a jump host or a proxy command (inventory or ~/.ssh/config).
@@ -169,22 +175,58 @@ def run_fleet(
     interrupt = Interrupt()
     try:
         with interrupt.installed():
+            if rollback_to is not None:  # bad input unless some host has it: ask them all first (read-only)
+                listed = _run(
+                    hosts,
+                    lambda h: list_host(h, options, dials.pop(h.name, None)),
+                    control,
+                    interrupt,
+                    "runs",
+                    lambda: None,
+                )
+                known = sorted({run.name for result in listed.results.values() for run in result.runs})
+                if rollback_to not in known:
+                    raise InputError(
+                        "--to", f"no host has a backup of run {rollback_to}; runs: {', '.join(known) or 'none'}"
+                    )
+            if confirm and mode != "apply":
+                what = (
+                    f"Roll back {len(hosts)} host(s) to the state before {rollback_to or 'the latest apply'}?"
+                    if mode == "rollback"
+                    else f"Uninstall sshd-setup from {len(hosts)} host(s)?"
+                )
+                with interrupt.suspended():
+                    if not _ask(what):
+                        declined = [_not_started(h.name, "declined") for h in hosts]
+                        return _report(declined, mode, control, 0.0, declined=True)
             if mode == "apply" and confirm:
                 return _plan_confirm_apply(hosts, options, control, dials, interrupt)
-            target = None if rollback_to in (None, "latest") else rollback_to
 
             def work(host: HostEntry) -> HostResult:
                 dial = dials.pop(host.name, None)
                 if mode == "rollback":
-                    return rollback_host(host, options, target, dial)
+                    return rollback_host(host, options, rollback_to, dial)
+                if mode == "rollback-list":
+                    return list_host(host, options, dial)
+                if mode == "uninstall":
+                    return uninstall_host(host, options, dial)
                 return run_host(host, options, dial, proceed=lambda: not interrupt.stopped)
 
-            outcome = _run(hosts, work, control, interrupt, mode, warm_up if mode != "rollback" else lambda: None)
+            meanwhile = warm_up if mode in ("apply", "dry-run", "check") else lambda: None
+            outcome = _run(hosts, work, control, interrupt, mode, meanwhile)
     finally:
         for dial in list(dials.values()):  # only if hosts were left unstarted
             dial.close()
     results = [outcome.results.get(h.name) or _not_started(h.name, outcome.stopped_by or "interrupt") for h in hosts]
-    return _report(results, mode, control, outcome.elapsed, interrupted=outcome.stopped_by == "interrupt")
+    return _report(
+        results,
+        mode,
+        control,
+        outcome.elapsed,
+        interrupted=outcome.stopped_by == "interrupt",
+        run_id=shown_run,
+        dry_run=options.dry_run and mode in ("rollback", "uninstall"),
+    )
 
 
 def _live(label: str, total: int, name: Callable[[T], str], control: Control) -> Live[T]:
@@ -307,18 +349,37 @@ def _report(
     interrupted: bool = False,
     declined: bool = False,
     findings: bool = True,
+    run_id: str = "",
+    dry_run: bool = False,
 ) -> int:
     if control.as_json:
-        print(json.dumps(to_json(results, mode, elapsed=elapsed, interrupted=interrupted), indent=2))
+        data = to_json(results, mode, elapsed=elapsed, interrupted=interrupted, run_id=run_id)
+        print(json.dumps(data, indent=2))
     else:
-        view = View(mode, TITLES[mode], elapsed, control.quiet, control.min_severity)
+        title = TITLES[mode] + (" --dry-run" if dry_run else "")
+        view = View(mode, title, elapsed, control.quiet, control.min_severity, run_id or None)
         if findings:
             lines = render(results, view)
         else:  # the plan showed the findings already
             changes = change_lines(results, dry_run=False) if not control.quiet else []
             lines = changes + summary_lines(results, view)
-        print_lines(lines)
+        print_lines(_host_notes(results, dry_run) + lines)
     if declined:
         print(f"sshd-setup: {mode} not confirmed: nothing changed", file=sys.stderr)
         return exitcodes.HOST_FAILURES
     return exit_code(results, interrupted)
+
+
+def _host_notes(results: list[HostResult], dry_run: bool) -> list[Line]:
+    """Per-host lines the grouped view has no place for: lock notes, a host's backups, a rollback's diff."""
+    lines: list[Line] = []
+    for result in results:
+        host = Span(result.host, "bold")
+        lines += [(host, Span(f" {note}")) for note in result.details]
+        for run in result.runs:
+            first = " (the host before sshd-setup)" if run.first else ""
+            changed = " ".join(run.changed) or "-"
+            lines.append((host, Span(f" {run.name} {run.kind}{first}: {changed}")))
+        if dry_run:
+            lines += [(Span(text),) for file in result.files if file.changed for text in file.diff.splitlines()]
+    return lines

@@ -64,15 +64,15 @@ class Pending:
 
 
 def marker_hashes(text: str) -> dict[str, str]:
-    """path → sha256 from the marker's sha256sum lines (of the staged `.NAME.sshd-setup-new` files)."""
+    """path → sha256 from the marker's sha256sum lines (staged `.NAME.sshd-setup-new.RUN` copies, or paths)."""
     hashes: dict[str, str] = {}
     for line in text.splitlines():
         digest, sep, path = line.partition("  ")
         if not sep or len(digest) != 64:
             continue
         directory, name = posixpath.split(path)
-        if name.startswith(".") and name.endswith(STAGED_SUFFIX):
-            name = name[1 : -len(STAGED_SUFFIX)]
+        if name.startswith(".") and STAGED_SUFFIX in name:  # .NAME.sshd-setup-new[.RUN]
+            name = name[1 : name.rindex(STAGED_SUFFIX)]
         hashes[posixpath.join(directory, name)] = digest
     return hashes
 

@@ -56,7 +56,7 @@ def _test_hook() -> str:
 
 def apply_script(
     *,
-    timestamp: str,
+    run_id: str,
     keep: int,
     reload: bool,
     service: ServicePlan,
@@ -65,7 +65,11 @@ def apply_script(
     files: list[tuple[str, str, FileMode | None]],
     users: tuple[str, ...] = (),
     pid_file: str = "none",
+    expected: dict[str, str | None] | None = None,
+    kind: str = "apply",
+    managed: tuple[str, ...] = (),
     remove: tuple[str, ...] = (),
+    unmapped: tuple[str, ...] = (),
     fix_directories: tuple[str, ...] = (),
     force_reload: bool = False,
     require_exec: tuple[str, ...] = (),
@@ -75,6 +79,10 @@ def apply_script(
     files: (absolute path, new text, (mode, owner, group) or None to copy the existing file's).
     pid_file: sshd's PidFile, whose rewrite shows the reload's re-exec is listening ('' = the default
     place; 'none' = wait for the init system's word).
+    expected: path -> sha256 of the content the plan was made from (None: absent): compare-and-swap under
+    the host's lock. managed: every path the plan covers (backed up, leftovers cleaned). kind 'uninstall':
+    after the staged files, every other path goes back to the first backup's state (`remove`: without one).
+    unmapped: principals files we wrote for mappings the inventory dropped: removed (and backed up first).
     force_reload: reload even when no file is written (the running sshd has not loaded the files on disk).
     require_exec: files that must be executable before anything changes (SshdSessionPath, SshdAuthPath).
     """
@@ -84,7 +92,10 @@ def apply_script(
     parts = [
         _header(
             {
-                "TS": timestamp,
+                "RUN": run_id,
+                "KIND": kind,
+                "MANAGED": " ".join(dict.fromkeys([*managed, *(f[0] for f in files), *unmapped])),
+                "NEW_DIRS": " ".join(directories),
                 "KEEP": str(keep),
                 "DO_RELOAD": "1" if reload else "0",
                 "FORCE_RELOAD": "1" if force_reload else "0",
@@ -98,7 +109,14 @@ def apply_script(
             }
         ),
         script("apply.sh"),
+        script("state.sh"),
+        "take_lock\n",
     ]
+    for path, digest in (expected or {}).items():
+        parts.append(f"expect {shlex.quote(path)} {digest or 'absent'}\n")
+    parts.append("cas_check\n")
+    for path in remove:
+        parts.append(f"remove {shlex.quote(path)}\n")
     # Users, new directories and the files in them: only once the assembled tree validated (run_apply).
     later = [f"ensure_user {shlex.quote(user)}\n" for user in users]
     later += [f"make_dir {shlex.quote(directory)}\n" for directory in directories]
@@ -115,22 +133,28 @@ def apply_script(
         (later if in_new_directory else parts).append(line)
     if later:
         parts.append("after_validation() {\n" + "".join(later) + "}\n")
-    parts += [f"remove_later {shlex.quote(path)}\n" for path in remove]
+    parts += [f"remove_later {shlex.quote(path)}\n" for path in unmapped]
     parts.append("run_apply\n")
     return "".join(parts)
 
 
-def rollback_script(*, timestamp: str, backup: str, reload: bool, service: ServicePlan, main: str) -> str:
-    """The one command that restores a backup, validated and reloaded.
+def rollback_script(
+    *, run_id: str, backup: str, reload: bool, service: ServicePlan, main: str, save: bool = True, keep: int = 1000
+) -> str:
+    """The one command that restores backup `backup` under the host's lock, proved by hash, validated, reloaded.
 
-    It waits for the init system's word rather than the pid file: restored files keep their old times.
+    save: first a complete backup of the current state named run_id (not for the guard's rollback, whose
+    run already took one). It waits for the init system's word: restored files keep their old times.
     """
     import shlex
 
     header = _header(
         {
-            "TS": timestamp,
-            "KEEP": "1000",
+            "RUN": run_id,
+            "KIND": "rollback",
+            "MANAGED": "",
+            "NEW_DIRS": "",
+            "KEEP": str(keep),
             "DO_RELOAD": "1" if reload else "0",
             "RELOAD": service.reload,
             "CHECK": service.check,
@@ -140,4 +164,9 @@ def rollback_script(*, timestamp: str, backup: str, reload: bool, service: Servi
             "TEST_HOOK": "",
         }
     )
-    return header + script("apply.sh") + f"rollback_to {shlex.quote(backup)}\n"
+    body = f"rollback_to {shlex.quote(backup)} {1 if save else 0}\n"
+    return header + script("apply.sh") + script("state.sh") + body
+
+
+RELEASE_SCRIPT = "release_lock\nprintf '@@RELEASED\\n'\n"
+"""Sent to the apply script's shell after the lockout guard: the host's lock is free again."""

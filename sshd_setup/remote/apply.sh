@@ -1,10 +1,9 @@
-# Apply staged files for sshd-setup. The generated header sets: TS KEEP DO_RELOAD FORCE_RELOAD RELOAD CHECK
-# START MAIN
-# PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
+# Apply staged files for sshd-setup. The generated header sets: RUN KIND KEEP DO_RELOAD FORCE_RELOAD RELOAD CHECK
+# START MAIN PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
 # REQUIRE_EXEC (helper binaries the assembled tree names, checked before any change),
 # TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
-# then calls: stage (per file in an existing directory), defines after_validation (users, new directories,
-# the files in them), and finally calls `run_apply`.
+# then calls: take_lock, expect + cas_check (state.sh), stage (per file in an existing directory), defines
+# after_validation (users, new directories, the files in them), and finally calls `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -17,8 +16,8 @@ BK_ROOT=/var/backups/sshd-setup
 PENDING=$BK_ROOT/pending
 STAGED=""
 STAGE_FAILED=""
-# staged /dir/name: S=/dir/.name.sshd-setup-new
-staged() { S="${1%/*}/.${1##*/}.sshd-setup-new"; }
+# staged /dir/name: S=/dir/.name.sshd-setup-new.RUN (unique per run; a cut run's leftovers: state.sh)
+staged() { S="${1%/*}/.${1##*/}.sshd-setup-new.$RUN"; }
 relabel() { [ -z "$RESTORECON" ] || "$RESTORECON" "$1" 2>/dev/null || true; }
 
 # stage TARGET MODE|- OWNER GROUP [TEXT]: the new file beside its target, from TEXT (written by the shell's
@@ -67,47 +66,16 @@ validate() {
   r "STEP validated"
 }
 
-# backup: BK_ROOT/TS/files/<path> for files that existed, and a manifest saying existed/created per path.
-backup() {
-  BK="$BK_ROOT/$TS"; [ -e "$BK" ] && BK="$BK_ROOT/$TS-$$"
-  existing=""
-  dirs="$BK/files"
-  for t in $STAGED $REMOVE; do
-    [ -e "$t" ] || continue
-    existing="$existing $t"
-    case " $dirs " in *" $BK/files${t%/*} "*) ;; *) dirs="$dirs $BK/files${t%/*}";; esac
-  done
-  umask 077  # a new BK_ROOT and everything below it: root only (one mkdir for all)
-  mkdir -p $dirs || fail backup "cannot create $BK"
-  umask 022
-  for t in $STAGED $REMOVE; do
-    case " $existing " in *" $t "*) echo "existed $t";; *) echo "created $t";; esac
-  done > "$BK/manifest"
-  for t in $existing; do
-    cp -a "$t" "$BK/files$t" || fail backup "cannot back up $t"
-  done
-  r "BACKUP ${BK##*/}"
-  prune
-}
-
-# prune: keep the newest KEEP backups (names sort by time; the shell's glob is sorted).
-prune() {
-  set -- "$BK_ROOT"/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*
-  [ -e "$1" ] || return 0
-  old=""
-  while [ $# -gt "$KEEP" ]; do old="$old $1"; shift; done
-  [ -z "$old" ] || rm -rf $old
-}
-
-# mark_pending: before the first rename, say which files sshd-setup installs (sha256 of what it installs)
-# and from which backup: until a reload succeeds (it removes the mark), the next run knows sshd has not
-# loaded them, even when the run is cut right after the rename.
+# mark_pending PATH...: before the first rename (staged copies) or after a restore (the paths), say which
+# files sshd-setup put in place (their sha256) in which run: until a reload succeeds (it removes the mark),
+# the next run knows sshd has not loaded them, even when this run is cut right after the rename.
+PENDING=$BK_ROOT/pending
 mark_pending() {
-  set --
-  for t in $STAGED; do staged "$t"; set -- "$@" "$S"; done
-  { echo "backup ${BK##*/}"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING" || \
+  [ $# -gt 0 ] || return 0
+  { echo "run $RUN"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING" || \
     fail install "cannot write $PENDING"
 }
+staged_copies() { STAGED_COPIES=""; for t in $STAGED; do staged "$t"; STAGED_COPIES="$STAGED_COPIES $S"; done; }
 
 install_staged() {
   for t in $STAGED; do
@@ -119,20 +87,10 @@ install_staged() {
   r "STEP installed"
 }
 
-# Principals files we wrote for mappings the inventory no longer has (backed up first, like any other).
-REMOVE=""
-remove_later() { REMOVE="$REMOVE $1"; }
-remove_unmapped() { for t in $REMOVE; do rm -f "$t" && r "REMOVED $t"; done; }
-
-restore_backup() {
-  [ -f "$BK/manifest" ] || return 0
-  while read -r kind t; do
-    case "$kind" in
-      existed) cp -a "$BK/files$t" "$t.sshd-setup-rb" && mv -f "$t.sshd-setup-rb" "$t";;
-      created) rm -f "$t";;
-    esac
-  done < "$BK/manifest"
-}
+# Principals files we wrote for mappings the inventory no longer has: in MANAGED, so the run's backup holds them.
+UNMAPPED=""
+remove_later() { UNMAPPED="$UNMAPPED $1"; }
+remove_unmapped() { for t in $UNMAPPED; do rm -f "$t" && r "REMOVED $t"; done; }
 
 # wait_pidfile: on SIGHUP sshd removes its pid file, closes its listening sockets and re-executes itself;
 # the new sshd reads the new config and host keys, binds new sockets and only then writes its pid file.
@@ -166,7 +124,7 @@ wait_active() {
 
 rollback_now() {
   restore_backup
-  if eval "$CHECK"; then eval "$RELOAD"; else eval "$START"; fi
+  if eval "$CHECK"; then eval "$RELOAD" 9>&-; else eval "$START" 9>&-; fi  # 9: the lock, not for daemons
   if wait_active; then rm -f "$PENDING"; r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
 }
 
@@ -189,7 +147,7 @@ reload_sshd() {
   fi
   [ "$PIDFILE" != none ] && [ -f "$PIDFILE" ] || MARK=""  # looked at before: sshd removes it on SIGHUP
   [ "$TEST_HOOK" != fail-reload ] || { out="reload failed (test hook)"; STEP=reload; return 1; }
-  if ! out=$(eval "$RELOAD" 2>&1); then STEP=reload; return 1; fi
+  if ! out=$(eval "$RELOAD" 2>&1 9>&-); then STEP=reload; return 1; fi
   if [ -n "$MARK" ]; then
     wait_pidfile && { SEEN=pidfile; return 0; }
     # No fresh pid file (an sshd started with another PidFile; a coarse clock): ask the init system.
@@ -206,12 +164,12 @@ run_apply() {
   after_validation
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
   # FORCE_RELOAD: nothing to write, but the running sshd has not loaded the files on disk (pending)
-  [ -n "$STAGED" ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
-  if [ -n "$STAGED$REMOVE" ]; then
-    backup
-    [ -z "$STAGED" ] || mark_pending
-    install_staged
-  fi
+  [ -n "$STAGED$REMOVE$UNMAPPED" ] || [ "$KIND" = uninstall ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
+  backup "$STAGED"
+  staged_copies
+  mark_pending $STAGED_COPIES
+  install_staged
+  [ "$KIND" != uninstall ] || put_back_first
   [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload
   if [ "$DO_RELOAD" = 1 ]; then
     # The mark is older than the reload: an installed file keeps its mtime from staging, before sshd -t;
@@ -228,39 +186,6 @@ run_apply() {
     fi
     rm -f "$PENDING" "$BK_ROOT/.reload-mark"
     r "STEP reloaded"; r "SEEN $SEEN"
-  fi
-  r "END"
-}
-
-# rollback_to BACKUP-NAME: restore a backup, validated, reloaded (used by `sshd-setup rollback`).
-rollback_to() {
-  BK="$BK_ROOT/$1"
-  [ -f "$BK/manifest" ] || fail rollback "no backup $1 on this host"
-  SAVE="$BK_ROOT/$TS"; [ -e "$SAVE" ] && SAVE="$SAVE-$$"
-  mkdir -p "$SAVE/files"
-  while read -r kind t; do
-    if [ -e "$t" ]; then mkdir -p "$SAVE/files${t%/*}"; cp -a "$t" "$SAVE/files$t"; echo "existed $t" >> "$SAVE/manifest"
-    else echo "created $t" >> "$SAVE/manifest"; fi
-    case "$kind" in
-      existed) staged "$t"; cp -a "$BK/files$t" "$S" && STAGED="$STAGED $t";;
-    esac
-  done < "$BK/manifest"
-  [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
-  main="$MAIN"; case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
-  out=$("$SSHD" -t -f "$main" 2>&1) || { rm -rf "$SAVE"; fail validate "$out"; }
-  r "BACKUP ${SAVE##*/}"
-  BK_NAME=$BK; BK=$SAVE; mark_pending; BK=$BK_NAME
-  while read -r kind t; do
-    case "$kind" in
-      existed) staged "$t"; mv -f "$S" "$t"; relabel "$t";;
-      created) rm -f "$t";;
-    esac
-  done < "$BK/manifest"
-  r "STEP installed"
-  if [ "$DO_RELOAD" = 1 ]; then
-    reload_sshd "" || fail "$STEP" "$out"  # restored files keep old mtimes: no pid file mark
-    rm -f "$PENDING"
-    r "STEP reloaded"
   fi
   r "END"
 }

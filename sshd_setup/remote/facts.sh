@@ -1,5 +1,5 @@
-# Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS and
-# SSHD_VERSION (the server's SSH banner; empty = ask `sshd -V`).
+# Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS,
+# SSHD_VERSION (the server's SSH banner; empty = ask `sshd -V`) and SEND_BACKUP (a backup to send, or '').
 # Prints @@KIND records; file contents as base64 between a record and @@EOF.
 # Cheap on purpose: every process started here is paid on every host on every run (a no-op run is just
 # this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
@@ -190,9 +190,30 @@ if [ -n "$USERS" ]; then
     [ -z "$NEED_GROUPS" ] || r "GROUPS $name $(id -Gn "$name" 2>/dev/null)"
   done
 fi
+# Complete backups (runs/NAME/complete, written last): @@RUN seq name kind first changed-paths, and, when
+# SEND_BACKUP names one (or `first`, or `latest`: the newest not taken by a rollback), its manifest and
+# files and the current files it covers.
 backups=""
-for b in /var/backups/sshd-setup/[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]*; do
-  [ -e "$b" ] && backups="$backups ${b##*/}"
+send=""
+best=0
+for c in /var/backups/sshd-setup/runs/*/complete; do
+  [ -f "$c" ] || continue
+  d=${c%/complete}; seq=0; kind=""; first=0; changed=""
+  while read -r k v; do
+    case "$k" in seq) seq=$v;; kind) kind=$v;; first) first=$v;; changed) changed=$v;; esac
+  done < "$c"
+  r "RUN $seq ${d##*/} $kind $first $changed"
+  backups="$backups ${d##*/}"
+  case "$SEND_BACKUP" in "${d##*/}") send=$d;; first) [ "$first" = 1 ] && send=$d;;
+    latest) [ "$kind" != rollback ] && [ "$seq" -gt "$best" ] && { best=$seq; send=$d; };; esac
 done
 r "BACKUPS$backups"
+if [ -n "$send" ]; then
+  r "BKNAME ${send##*/}"
+  while read -r kind sum t; do
+    r "BKM $kind $sum $t"
+    [ "$kind" = existed ] && { r "BKFILE $t"; base64 < "$send/files$t"; r "EOF"; }
+    case "$kind" in existed|absent) sendfile "$t";; esac
+  done < "$send/manifest"
+fi
 r "END"

@@ -3,6 +3,7 @@
 Host data (set by the inventory benchmarks/fleet.py writes):
     ca_public_key: one OpenSSH public key line
     principal_mappings: [{user, principal} | {user, principals, file} | {user, any_principal: True}]
+    init: "sysvinit" to reload with /etc/init.d/ssh (benchmarks/scale.py's light hosts); default systemd
 
     pyinfra -y --parallel N inventory.py deploy.py
 """
@@ -10,7 +11,7 @@ Host data (set by the inventory benchmarks/fleet.py writes):
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, server, systemd, sysvinit
 from pyinfra.operations.util import any_changed
 
 CA_PATH = "/etc/ssh/ca.pub"
@@ -77,4 +78,7 @@ ops.append(
 )
 # files.block has no validate hook: check the tree before the reload (a failure stops this host).
 server.shell(name="Validate sshd_config", commands=[f"/usr/sbin/sshd -t -f {SSHD_CONFIG}"], _if=any_changed(*ops))
-systemd.service(name="Reload sshd", service="ssh", running=True, reloaded=True, _if=any_changed(*ops))
+if host.data.get("init") == "sysvinit":  # benchmarks/scale.py's light hosts: /etc/init.d/ssh, no systemd
+    sysvinit.service(name="Reload sshd", service="ssh", running=True, reloaded=True, _if=any_changed(*ops))
+else:
+    systemd.service(name="Reload sshd", service="ssh", running=True, reloaded=True, _if=any_changed(*ops))
