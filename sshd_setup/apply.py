@@ -6,18 +6,21 @@ Every step's failure becomes this host's result; nothing here stops or hides ano
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.hostpaths import HostPaths, check_host_paths, withhold_refused
+from sshd_setup.core.pending import Pending, pending_state
 from sshd_setup.core.runs import new_run_id
 from sshd_setup.core.service import ServicePlan, service_plan
-from sshd_setup.core.tree import load_tree
+from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.errors import SshdSetupError
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
@@ -89,10 +92,14 @@ class Assessment:
     users_to_create: tuple[str, ...]
     paths: HostPaths = field(default_factory=HostPaths)
     """The managed-path policy on the host: refusals (findings) and symlinks written through."""
+    pending: Pending = field(default_factory=lambda: Pending(None))
+    """Has the running sshd loaded the files on disk? (a reload is due when not)"""
+    main: str = ""
+    """The sshd_config this host's sshd reads and sshd-setup manages (the inventory's, or sshd's `-f`)."""
 
     @property
     def is_noop(self) -> bool:
-        return self.plan.is_noop and not self.users_to_create
+        return self.plan.is_noop and not self.users_to_create and not self.pending.needs_reload
 
     def pid_file(self, main: str) -> str:
         """Where sshd writes its pid: the apply script sees the reload's re-exec listening when the new sshd
@@ -104,6 +111,18 @@ class Assessment:
         except Exception:
             return "none"
 
+    def helpers(self) -> tuple[str, ...]:
+        """SshdSessionPath / SshdAuthPath of the tree as planned: the apply script checks they are executable."""
+        from sshd_setup.core.hostchecks import helper_paths
+
+        overlay = dict(self.facts.files)
+        overlay.update({c.path: SnapshotEntry(c.after) for c in self.plan.files})
+        try:
+            tree = load_tree(SnapshotSource(overlay, set(self.facts.dirs)), self.main)
+        except Exception:
+            return ()
+        return tuple(d.line.args[0] for d in helper_paths(tree) if d.line.args[0].startswith("/"))
+
     def file_mode(self, path: str, mode: int | None) -> FileMode | None:
         """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
         if mode is not None:
@@ -114,28 +133,60 @@ class Assessment:
         return (meta.mode, meta.owner, meta.group) if meta.owner and meta.group else None
 
 
-def assess(entry: HostEntry, output: str) -> Assessment:
-    """Pure part of a host's run: parse facts, plan, find problems."""
+def login_user(entry: HostEntry, transport: Transport | None = None) -> str:
+    """The user sshd-setup logs in as: the inventory's, else what the SSH client resolved ('' when local)."""
+    if entry.is_local:
+        return ""
+    return entry.user or str(getattr(transport, "login_user", "") or "")
+
+
+def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
+    """Pure part of a host's run: parse facts, plan, find problems. login: the user sshd-setup logs in as."""
     from sshd_setup.core.findings import find_problems
     from sshd_setup.core.plan import Plan, plan_host
     from sshd_setup.templating import environment
 
     facts, backups = parse_facts(output)
-    paths = check_host_paths(entry.desired, facts)
+    facts.login_user = login
+    desired = _followed_desired(entry.desired, facts)
+    paths = check_host_paths(desired, facts)
     if paths.findings:  # nothing is planned, diffed or written where the policy refuses
         withhold_refused(facts, paths)
-        return Assessment(facts, Plan(findings=paths.findings), list(paths.findings), service_plan(facts), backups, ())
-    plan = plan_host(entry.desired, facts.source(), environment())
+        refused = Plan(findings=paths.findings)
+        service = service_plan(facts)
+        return Assessment(facts, refused, list(paths.findings), service, backups, (), main=desired.sshd_config)
+    from sshd_setup.core.filemodes import converge_modes
+
+    plan = converge_modes(plan_host(desired, facts.source(), environment()), facts)
     if any(c.remove and c.path in facts.links for c in plan.files):  # never remove a symlink we did not make
         plan = replace(plan, files=tuple(c for c in plan.files if not (c.remove and c.path in facts.links)))
     findings = list(plan.findings)
     seen = {(f.code, f.path, f.line) for f in findings}
-    for finding in find_problems(entry.desired, facts, plan):
+    for finding in find_problems(desired, facts, plan):
         if (finding.code, finding.path, finding.line) not in seen:
             findings.append(finding)
-    missing = tuple(m.user for m in entry.desired.mappings if m.user in facts.users and facts.users[m.user] is None)
-    create = tuple(dict.fromkeys(missing)) if entry.desired.create_users else ()
-    return Assessment(facts, plan, findings, service_plan(facts), backups, create, paths)
+    missing = tuple(m.user for m in desired.mappings if m.user in facts.users and facts.users[m.user] is None)
+    create = tuple(dict.fromkeys(missing)) if desired.create_users else ()
+    from sshd_setup.core.service import pid_file
+
+    tree = load_tree(facts.source(), desired.sshd_config)
+    pending = pending_state(facts, tree, pid_file(tree)) if facts.complete else Pending(None)
+    return Assessment(
+        facts, plan, findings, service_plan(facts), backups, create, paths, pending=pending, main=desired.sshd_config
+    )
+
+
+def _followed_desired(desired: Desired, facts: HostFacts) -> Desired:
+    """sshd started with `-f OTHER` reads OTHER: manage that file, unless the inventory names one itself."""
+    from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG
+    from sshd_setup.core.startopts import running_options
+
+    options = running_options(facts) if facts.complete else None
+    if options is None or not options.config or desired.sshd_config != DEFAULT_SSHD_CONFIG:
+        return desired
+    if options.config != facts.start_main:  # not gathered (the facts script followed another -f)
+        return desired
+    return dataclasses.replace(desired, sshd_config=options.config)
 
 
 def _with_host(
@@ -295,7 +346,8 @@ def hold_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None, k
         held.result.seconds = time.monotonic() - started
     if held.assessment is not None:  # shown in the plan as a dry-run would show it
         held.result.status = Status.WOULD_CHANGE
-        held.result.reason = "would " + _change_summary(held.assessment.plan, held.assessment.users_to_create)
+        pending = held.assessment.pending.needs_reload and options.reload
+        held.result.reason = "would " + _change_summary(held.assessment.plan, held.assessment.users_to_create, pending)
     return held
 
 
@@ -303,11 +355,12 @@ def _assess_host(
     entry: HostEntry, options: RunOptions, transport: Transport, shell: Shell, result: HostResult
 ) -> Assessment | None:
     """Facts (one round trip), plan and findings; the result is final unless an Assessment comes back."""
-    gathered = shell.run(facts_script(entry.desired, transport.sshd_version))
+    login = login_user(entry, transport)
+    gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login_user=login))
     if not gathered.ok and "@@END" not in gathered.stdout:
         result.reason = _facts_failure(gathered)
         return None
-    assessment = assess(entry, gathered.stdout)
+    assessment = assess(entry, gathered.stdout, login)
     plan, findings = assessment.plan, assessment.findings
     result.findings = findings
     from sshd_setup.diffing import unified_diff
@@ -322,12 +375,16 @@ def _assess_host(
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)
         return None
     result.users_created = list(assessment.users_to_create)  # dry-run: would be; apply: what the host says
-    if assessment.is_noop:
+    pending = assessment.pending
+    reload_pending = pending.needs_reload and options.reload
+    if assessment.is_noop or (not reload_pending and plan.is_noop and not assessment.users_to_create):
         result.status, result.reason = Status.UNCHANGED, plan.noop_reason()
+        if pending.needs_reload:
+            result.reason += f"; sshd has not loaded {pending.describe()} (--no-reload: not reloaded)"
         return None
     if options.dry_run:
         result.status = Status.WOULD_CHANGE
-        result.reason = "would " + _change_summary(plan, assessment.users_to_create)
+        result.reason = "would " + _change_summary(plan, assessment.users_to_create, reload_pending)
         return None
     return assessment
 
@@ -343,19 +400,23 @@ def _apply_assessed(
     """Write, validate, reload, guard (or roll back): from here on the host runs to a safe end."""
     plan, service = assessment.plan, assessment.service
     result.status = Status.FAILED
+    reload_pending = assessment.pending.needs_reload and options.reload  # sshd has not loaded the files
     real = assessment.paths.real  # a symlinked managed file is written through to its target
     script = apply_script(
         run_id=options.run_id,
         keep=entry.desired.backups_keep,
         reload=options.reload,
         service=service,
-        main=real(entry.desired.sshd_config),
+        main=real(assessment.main),
         directories=plan.directories,
+        fix_directories=plan.fix_directories,
         files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
         unmapped=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
-        pid_file=assessment.pid_file(entry.desired.sshd_config),
+        pid_file=assessment.pid_file(assessment.main),
         expected=expected_hashes(plan),
+        force_reload=reload_pending,
+        require_exec=assessment.helpers(),
     )
     # run, not finish: this shell holds the host's lock until the guard is done (closed by _pipeline)
     applied = shell.run(script)
@@ -371,8 +432,8 @@ def _apply_assessed(
     if "END" not in found:
         result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
         return
-    changed = _change_summary(plan, assessment.users_to_create)
-    if not plan.changes:
+    changed = _change_summary(plan, assessment.users_to_create, reload_pending)
+    if not plan.changes and not reload_pending:
         result.status, result.reason = Status.CHANGED, f"{changed}; no file changed, no reload needed"
         return
     if not options.reload:
@@ -386,7 +447,7 @@ def _apply_assessed(
         seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
-    _rollback_after_guard(entry, options, transport, service, result, guard, real(entry.desired.sshd_config))
+    _rollback_after_guard(entry, options, transport, service, result, guard, real(assessment.main))
 
 
 def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
@@ -404,7 +465,9 @@ def _report_failure_reason(result: HostResult, found: dict[str, list[str]], appl
     output = (found.get("OUTPUT") or [""])[0]
     rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
     incomplete = restore_problem(found)
-    if step == "validate":
+    if step == "validate" and "(SshdSessionPath/SshdAuthPath)" in output:
+        result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {_first_line(output)}"
+    elif step == "validate":
         result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
     elif incomplete:
         result.status = Status.FAILED
@@ -523,7 +586,7 @@ def restore_problem(found: dict[str, list[str]]) -> str:
     return f"restore incomplete: {bad[0].strip()}" if bad else ""
 
 
-def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
+def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = False) -> str:
     parts = []
     written = [c for c in plan.changes if not c.remove]
     if written:
@@ -532,6 +595,10 @@ def _change_summary(plan: Plan, users: tuple[str, ...]) -> str:
         parts.append(f"remove {len(plan.changes) - len(written)} unmapped principals file(s)")
     if users:
         parts.append(f"create user(s) {', '.join(users)}")
+    if plan.fix_directories:
+        parts.append(f"set {', '.join(plan.fix_directories)} to root:root 0755")
+    if reload_pending and not plan.changes:
+        parts.append("reload: the running sshd had not loaded the files on disk")
     return " and ".join(parts)
 
 

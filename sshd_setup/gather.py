@@ -21,12 +21,13 @@ from sshd_setup.remote import iter_records, script
 VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
 
 
-def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = "") -> str:
+def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = "", login_user: str = "") -> str:
     """The one command that gathers facts for this desired state.
 
     sshd_version: what the server's SSH banner says (e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'); it spares the
     host an `sshd -V`. sshd re-executes its installed binary for every connection, so the banner names the
     installed version. Empty: the script asks sshd.
+    login_user: the user sshd-setup logs in as, looked up too (AllowUsers/AllowGroups must admit it).
     """
     extra = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
     meta: list[str] = [desired.sshd_config]  # its owner and mode, kept when it is rewritten
@@ -37,7 +38,7 @@ def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = ""
             if parent not in meta:
                 meta.append(parent)
             parent = parent.rsplit("/", 1)[0]
-    users = sorted({m.user for m in desired.mappings})
+    users = sorted({m.user for m in desired.mappings} | ({login_user} if login_user else set()))
     header = "\n".join(
         [
             f"MAIN={shlex.quote(desired.sshd_config)}",
@@ -55,7 +56,14 @@ class FactsError(ValueError):
     """The facts output could not be understood."""
 
 
-_BLOCKS = frozenset({"FILE", "DROPIN", "SYSTEMD"})
+_BLOCKS = frozenset({"FILE", "DROPIN", "SYSTEMD", "PENDING"})
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _decode(block: str) -> str:
@@ -83,6 +91,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
                 facts.files[rest] = SnapshotEntry(text)
             elif kind == "DROPIN":
                 facts.socket_dropins[rest] = text
+            elif kind == "PENDING":
+                facts.pending_marker = text
             else:
                 _systemd_units(facts, text)
         elif kind == "UNREADABLE":
@@ -97,16 +107,17 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "INIT":
             facts.init = rest.strip()
         elif kind == "META":
-            parts = rest.split(":", 4)
-            if len(parts) == 5:
-                owner, group, mode, ftype, path = parts
-                if ftype == "missing":
-                    facts.meta[path] = FileMeta(path, exists=False)
-                else:
-                    is_dir = ftype == "directory"
-                    facts.meta[path] = FileMeta(path, True, owner, group, int(mode, 8) if mode.isdigit() else 0, is_dir)
-                    if is_dir:
-                        facts.dirs.add(path)
+            parts = rest.split(":", 5)
+            if len(parts) >= 5 and parts[3] == "missing":  # -:-:-:missing:PATH
+                path = rest.split(":", 4)[4]
+                facts.meta[path] = FileMeta(path, exists=False)
+            elif len(parts) == 6:  # owner:group:mode:type:mtime:PATH
+                owner, group, mode, ftype, mtime, path = parts
+                is_dir = ftype == "directory"
+                octal = int(mode, 8) if mode.isdigit() else 0
+                facts.meta[path] = FileMeta(path, True, owner, group, octal, is_dir, _seconds(mtime))
+                if is_dir:
+                    facts.dirs.add(path)
         elif kind == "USERS":  # asked for; those without a USER record do not exist
             for name in rest.split():
                 facts.users.setdefault(name, None)
@@ -124,6 +135,21 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "UNITFILE":
             name, _, state = rest.partition(" ")
             unit_files[name] = state
+        elif kind in ("EXEC", "ENVFILE"):
+            unit, _, value = rest.partition(" ")
+            by_unit = facts.unit_exec if kind == "EXEC" else facts.unit_env_files
+            by_unit.setdefault(unit, []).append(value.strip())
+        elif kind == "ENV":
+            path, _, assignment = rest.partition(" ")
+            key, _, value = assignment.partition("=")
+            facts.start_env.setdefault(path, {})[key] = value
+        elif kind == "ADDRS":
+            facts.addresses = frozenset(rest.split())
+        elif kind == "STARTMAIN":
+            facts.start_main = rest.strip()
+        elif kind == "SSHDPID":
+            state, _, path = rest.partition(" ")
+            facts.pid_files[path] = state == "alive"
         elif kind == "BACKUPS":
             backups = rest.split()
     if os_release:
@@ -151,6 +177,8 @@ def _systemd_units(facts: HostFacts, text: str) -> None:
             (values.get("ActiveState") or ["inactive"])[0],
             (values.get("UnitFileState") or [""])[0],
             listen,
+            (values.get("Accept") or [""])[0] if name.endswith(".socket") else "",
+            (values.get("KillMode") or [""])[0] if name.endswith(".service") else "",
         )
 
 

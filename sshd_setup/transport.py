@@ -149,6 +149,11 @@ class SshTransport:
     def sshd_version(self) -> str:
         return openssh_version(str(getattr(self._connection.transport, "remote_version", "") or ""))
 
+    @property
+    def login_user(self) -> str:
+        """The user this connection logged in as (the inventory's, ~/.ssh/config's or the local one)."""
+        return str(self._connection.user or "")
+
     def probe(self) -> bool:
         from paramiko import SSHException
 

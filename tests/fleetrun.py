@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -47,13 +48,15 @@ def write_inventory(
     return path
 
 
-def sshd_setup(*args: str | Path, timeout: float = 300) -> CliRun:
+def sshd_setup(*args: str | Path, timeout: float = 300, env: dict[str, str] | None = None) -> CliRun:
+    """env: variables added to this process's environment (e.g. the apply script's test hook)."""
     proc = subprocess.run(
         [sys.executable, "-m", "sshd_setup", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **env} if env else None,
     )
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 

@@ -139,7 +139,8 @@ def test_assembled_tree_failing_sshd_t_leaves_the_host_byte_identical(fresh_host
     inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings(ca.public_key, create_users=False))
     host.run("useradd johndoe; useradd vmuser; useradd ops")
 
-    run = sshd_setup("apply", "--yes", "-i", inventory, "--json")
+    # The drop-in is a pending foreign change (an error finding): allowed here, to reach sshd -t.
+    run = sshd_setup("apply", "--yes", "-i", inventory, "--json", "--allow", "PENDING-FOREIGN-CHANGE")
 
     assert run.returncode == 1
     result = run.host("broken1")

@@ -10,7 +10,7 @@ import pytest
 
 from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.service import pid_file, service_plan
-from sshd_setup.core.tree import SnapshotSource, load_tree
+from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from tests.helpers import desired_from
 
@@ -38,8 +38,8 @@ SAMPLE = f"""@@BEGIN 1
 @@EOF
 @@UNREADABLE /etc/ssh/sshd_config.d/secret.conf
 @@DIR /etc/ssh/principals
-@@META root:root:644:regular file:/etc/ssh/ca.pub
-@@META root:wheel:775:directory:/etc/ssh/principals
+@@META root:root:644:regular file:1764590000.250000000:/etc/ssh/ca.pub
+@@META root:wheel:775:directory:1764590001.000000000:/etc/ssh/principals
 @@META -:-:-:missing:/etc/ssh/vm list.txt
 @@USERS johndoe ops
 @@USER johndoe 1001 /home/johndoe
@@ -60,6 +60,7 @@ def test_parse_facts_reads_every_record() -> None:
     assert facts.files["/etc/ssh/sshd_config.d/secret.conf"].text is None
     assert facts.meta["/etc/ssh/principals"].mode == 0o775 and facts.meta["/etc/ssh/principals"].group == "wheel"
     assert not facts.meta["/etc/ssh/vm list.txt"].exists
+    assert facts.meta["/etc/ssh/ca.pub"].mtime == 1764590000.25
     assert facts.users["johndoe"] is not None and facts.users["johndoe"].groups == ("johndoe", "wheel")
     assert facts.users["ops"] is None
     assert facts.units["ssh.socket"].exists and not facts.units["ssh.socket"].active  # from its unit file only
@@ -190,3 +191,76 @@ def test_openssh_version_from_the_ssh_banner() -> None:
     assert openssh_version("SSH-2.0-OpenSSH_10.0") == "OpenSSH_10.0"
     for other in ("SSH-2.0-OpenSSH", "SSH-2.0-dropbear_2022.83", "SSH-2.0-OpenSSH_9.2\x1b[31m", ""):
         assert openssh_version(other) == "", other
+
+
+def _rhel_socket_facts(listen: tuple[str, ...] = ("[::]:22",)) -> HostFacts:
+    """As systemctl shows a RHEL host with sshd.socket enabled: a not-found entry for every name asked."""
+    return HostFacts(
+        os_id="rhel",
+        os_like=("fedora",),
+        init="systemd",
+        units={
+            "ssh.service": UnitState("ssh.service"),
+            "sshd.service": UnitState("sshd.service", "loaded", "inactive", "disabled", kill_mode="process"),
+            "ssh.socket": UnitState("ssh.socket"),  # LoadState=not-found
+            "sshd.socket": UnitState("sshd.socket", "loaded", "active", "enabled", listen, "yes"),
+        },
+    )
+
+
+def test_a_not_found_ssh_socket_never_hides_sshd_socket() -> None:
+    facts = _rhel_socket_facts()
+    assert facts.socket_activated and facts.socket_unit is facts.units["sshd.socket"]
+    plan = service_plan(facts)
+    assert plan.check == "systemctl is-active --quiet sshd.socket"
+    assert plan.start == "systemctl start sshd.socket"  # never sshd.service: Conflicts= would stop the socket
+    assert "sshd.service" not in plan.start and not plan.rebinds
+    assert plan.reload == "if systemctl is-active --quiet sshd.service; then systemctl reload sshd.service; fi"
+
+
+def test_accept_no_socket_restarts_the_service_instead_of_a_reload() -> None:
+    debian = HostFacts(
+        os_id="debian",
+        init="systemd",
+        units={
+            "ssh.service": UnitState("ssh.service", "loaded", "active", "disabled", kill_mode="process"),
+            "ssh.socket": UnitState("ssh.socket", "loaded", "active", "enabled", ("[::]:22",), "no"),
+            "sshd.socket": UnitState("sshd.socket"),
+        },
+    )
+    plan = service_plan(debian)
+    assert plan.reload == "if systemctl is-active --quiet ssh.service; then systemctl restart ssh.service; fi"
+    assert plan.start == "systemctl start ssh.socket" and plan.rebinds
+    assert "open sessions survive (KillMode=process)" in plan.reason
+
+
+def test_socket_findings_use_the_loaded_socket_and_flag_an_extra_port() -> None:
+    from sshd_setup.core.findings import find_problems
+
+    desired = desired_from({"principals": [{"user": "root", "principal": "root"}]})
+    files = {"/etc/ssh/sshd_config": "Port 22\n"}
+    for listen, code in ((("[::]:2222",), "SOCKET-NO-PORT-22"), (("[::]:22", "[::]:2222"), "SOCKET-PORT-NOT-22")):
+        facts = _rhel_socket_facts(listen)
+        facts.files = {p: SnapshotEntry(t) for p, t in files.items()}
+        facts.dirs = {"/etc/ssh"}
+        found = [f for f in find_problems(desired, facts, None) if f.code.startswith("SOCKET-")]
+        assert [f.code for f in found] == [code], found
+        assert "sshd.socket" in found[0].message and found[0].severity.value == "error"
+
+
+def test_start_options_from_the_unit_and_its_environment_file() -> None:
+    from sshd_setup.core.startopts import running_options, start_findings
+
+    facts = HostFacts(os_id="debian", init="systemd", units={"ssh.service": unit("ssh.service")})
+    facts.unit_exec["ssh.service"] = ["/usr/sbin/sshd -D $SSHD_OPTS", "", "-/usr/sbin/sshd -D ${SSHD_OPTS} -f /etc/x"]
+    facts.unit_env_files["ssh.service"] = ["-/etc/default/ssh"]
+    facts.start_env["/etc/default/ssh"] = {"SSHD_OPTS": "\"-p 2222 -o 'TrustedUserCAKeys /etc/other.pub'\""}
+    options = running_options(facts)
+    assert options is not None and options.config == "/etc/x" and options.ports == (2222,)
+    assert options.options == (("trustedusercakeys", "/etc/other.pub"),)
+    codes = sorted(f.code for f in start_findings(options, "/etc/ssh/sshd_config"))
+    assert codes == ["START-OPTION-CONFIG", "START-OPTION-OVERRIDES", "START-OPTION-PORT"]
+    sysv = HostFacts(os_id="rhel", init="sysvinit", start_env={"/etc/sysconfig/sshd": {"OPTIONS": "-oPort=22"}})
+    options = running_options(sysv)
+    assert options is not None and options.options == (("port", "22"),)
+    assert start_findings(options, "/etc/ssh/sshd_config") == []

@@ -129,8 +129,8 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     changed_inventory = write_inventory(fleet, tmp_path / "inv2.yml", single_settings(ca.public_key, "bwayne"))
     real_assess = apply.assess
 
-    def assess_then_interfere(entry: Any, output: str) -> Any:
-        assessed = real_assess(entry, output)
+    def assess_then_interfere(entry: Any, output: str, *login: str) -> Any:  # login: the user we connect as
+        assessed = real_assess(entry, output, *login)
         host.run("echo '# written by someone else' >> /etc/ssh/sshd_config")
         return assessed
 

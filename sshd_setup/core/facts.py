@@ -16,6 +16,8 @@ class FileMeta:
     group: str = ""
     mode: int = 0
     is_dir: bool = False
+    mtime: float = 0.0
+    """Seconds since the epoch (0.0 = not known)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class UnitState:
     """enabled / disabled / static / alias / masked / ''"""
     listen: tuple[str, ...] = ()
     """Socket units: their Listen lines (e.g. '[::]:22 (Stream)')."""
+    accept: str = ""
+    """Socket units: 'yes' (one process per connection) / 'no' (the service takes the socket) / '' unknown."""
+    kill_mode: str = ""
+    """Services: systemd's KillMode ('process' keeps open sessions across a restart)."""
 
     @property
     def exists(self) -> bool:
@@ -70,6 +76,22 @@ class HostFacts:
     """Files read that are symlinks → their resolved target (`readlink -f`)."""
     socket_dropins: dict[str, str] = field(default_factory=dict)
     """Drop-ins of ssh.socket (e.g. .../ssh.socket.d/addresses.conf) → their text."""
+    pid_files: dict[str, bool] = field(default_factory=dict)
+    """sshd pid files that exist → whether the pid they hold is a running process."""
+    unit_exec: dict[str, list[str]] = field(default_factory=dict)
+    """Service unit → its ExecStart= values in file order (unit file, then drop-ins; '' resets)."""
+    unit_env_files: dict[str, list[str]] = field(default_factory=dict)
+    """Service unit → its EnvironmentFile= values."""
+    start_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """/etc/default/ssh, /etc/sysconfig/sshd → their SSHD_OPTS / OPTIONS assignments (raw values)."""
+    start_main: str = ""
+    """The config file a `-f` in sshd's start options names ('' = none)."""
+    addresses: frozenset[str] | None = None
+    """The host's own IP addresses (gathered only when the config has a ListenAddress)."""
+    login_user: str = ""
+    """The user sshd-setup logs in as ('' when not known, e.g. offline lint or a local connection)."""
+    pending_marker: str | None = None
+    """sshd-setup's marker of files installed but not yet reloaded ('backup NAME' + sha256sum lines), if any."""
     complete: bool = True
     """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
 
@@ -93,10 +115,19 @@ class HostFacts:
         return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
+    def socket_unit(self) -> UnitState | None:
+        """The ssh.socket or sshd.socket that is loaded and enabled or active (a 'not-found' entry never
+        counts: systemctl reports one for every name it was asked about)."""
+        for name in ("ssh.socket", "sshd.socket"):
+            unit = self.units.get(name)
+            if unit is not None and unit.exists and (unit.active or unit.unit_file_state == "enabled"):
+                return unit
+        return None
+
+    @property
     def socket_activated(self) -> bool:
-        """Ubuntu-style: ssh.socket enabled or active, and the service not running on its own."""
-        socket = self.units.get("ssh.socket") or self.units.get("sshd.socket")
-        return bool(socket and socket.exists and (socket.active or socket.unit_file_state == "enabled"))
+        """An ssh socket unit listens for sshd (Ubuntu >= 22.10, Debian's ssh.socket, RHEL's sshd.socket)."""
+        return self.socket_unit is not None
 
     def is_family(self, *names: str) -> bool:
         return self.os_id in names or any(like in names for like in self.os_like)

@@ -1049,7 +1049,8 @@ def _check_socket(ctx: _Context) -> list[Finding]:
     facts = ctx.facts
     if not facts.socket_activated:
         return []
-    unit = facts.units.get("ssh.socket") or facts.units.get("sshd.socket")
+    unit = facts.socket_unit
+    name = unit.name if unit is not None else "ssh.socket"
     out: list[Finding] = []
     dropin_streams: list[tuple[str, str]] = []
     for path in sorted(facts.socket_dropins):
@@ -1063,10 +1064,10 @@ def _check_socket(ctx: _Context) -> list[Finding]:
                 Finding(
                     "SOCKET-ADDRESSES-DROPIN",
                     WARNING,
-                    "ssh.socket has an addresses.conf drop-in: on this socket-activated host it, not sshd_config's "
+                    f"{name} has an addresses.conf drop-in: on this socket-activated host it, not sshd_config's "
                     "Port/ListenAddress, decides where sshd listens",
                     "keep port 22 in it; after changing it run `systemctl daemon-reload` and "
-                    "`systemctl restart ssh.socket`",
+                    f"`systemctl restart {name}`",
                     path,
                 )
             )
@@ -1083,16 +1084,29 @@ def _check_socket(ctx: _Context) -> list[Finding]:
         return out
     ports = {p for p in (_listen_port(e) for e in entries) if p is not None}
     want = required_port(ctx.desired)
+    others = sorted(p for p in ports if p != want)
+    if want in ports and others:  # as `Port 2222` beside `Port 22` in sshd_config: a way around the gateway
+        out.append(
+            Finding(
+                "SOCKET-PORT-NOT-22",
+                ERROR,
+                f"{name} also listens on port {', '.join(map(str, others))} beside {want}: on a socket-activated "
+                f"host the socket decides, and this port bypasses the gateway (which connects to {want} only)",
+                f"remove the extra ListenStream (then `systemctl daemon-reload` and `systemctl restart {name}`), "
+                "or pass --allow SOCKET-PORT-NOT-22 if the extra port is intended",
+                source_path or next((p for p, v in dropin_streams if v), ""),
+            )
+        )
     if want not in ports:
         source_path = source_path or next((p for p, v in dropin_streams if v), "")
         out.append(
             Finding(
                 "SOCKET-NO-PORT-22",
                 ERROR,
-                f"ssh.socket listens on {', '.join(entries)}, not on port {want}: on a socket-activated host the "
+                f"{name} listens on {', '.join(entries)}, not on port {want}: on a socket-activated host the "
                 f"socket decides, and the gateway connects to port {want} only",
-                f"add ListenStream={want} (drop-in under /etc/systemd/system/ssh.socket.d/), then "
-                "`systemctl daemon-reload` and `systemctl restart ssh.socket`",
+                f"add ListenStream={want} (drop-in under /etc/systemd/system/{name}.d/), then "
+                f"`systemctl daemon-reload` and `systemctl restart {name}`",
                 source_path,
             )
         )
@@ -1492,7 +1506,7 @@ def _final_meta(ctx: _Context, path: str) -> FileMeta | None:
             if mode is None:
                 return existing
             return FileMeta(path, True, change.owner, change.group, mode)
-        if path in ctx.plan.directories:
+        if path in ctx.plan.directories or path in ctx.plan.fix_directories:
             return FileMeta(path, True, "root", "root", 0o755, True)
     return ctx.facts.meta.get(path)
 
@@ -1582,6 +1596,48 @@ def _check_vendor(ctx: _Context) -> list[Finding]:
     ]
 
 
+def _check_pending(ctx: _Context) -> list[Finding]:
+    """Files on disk that the running sshd has not loaded (core/pending.py)."""
+    from sshd_setup.core.pending import pending_findings, pending_state
+    from sshd_setup.core.service import pid_file
+
+    if not ctx.facts.complete:
+        return []
+    return pending_findings(ctx.facts, ctx.before, pending_state(ctx.facts, ctx.before, pid_file(ctx.before)))
+
+
+def _check_access(ctx: _Context) -> list[Finding]:
+    """AllowUsers/DenyUsers/AllowGroups/DenyGroups for every mapped user and the connecting user (core/access.py)."""
+    from sshd_setup.core.access import access_findings
+
+    users = [(u, False) for u in ctx.mapped_users()]
+    login = ctx.facts.login_user
+    if login:
+        users = [(u, False) for u, _ in users if u != login] + [(login, True)]
+    return access_findings(ctx.tree, users, {u: ctx.groups_of(u) for u, _ in users})
+
+
+def _check_start_options(ctx: _Context) -> list[Finding]:
+    """-p / -o / -f in sshd's start options (core/startopts.py)."""
+    from sshd_setup.core.startopts import running_options, start_findings
+
+    return start_findings(running_options(ctx.facts), ctx.main) if ctx.facts.complete else []
+
+
+def _check_listen_addresses(ctx: _Context) -> list[Finding]:
+    """A ListenAddress the host does not have (core/hostchecks.py)."""
+    from sshd_setup.core.hostchecks import listen_address_findings
+
+    return listen_address_findings(ctx.tree, ctx.facts, ctx.where)
+
+
+def _check_helpers(ctx: _Context) -> list[Finding]:
+    """SshdSessionPath / SshdAuthPath that do not exist (core/hostchecks.py)."""
+    from sshd_setup.core.hostchecks import helper_findings
+
+    return helper_findings(ctx.tree, ctx.facts, ctx.where) if ctx.facts.complete else []
+
+
 def _check_flow(ctx: _Context) -> list[Finding]:
     """Access for Infrastructure without principal mappings: sshd's default decides who a certificate is."""
     desired = ctx.desired
@@ -1620,6 +1676,11 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_auth_methods,
     _check_permissions,
     _check_vendor,
+    _check_pending,
+    _check_access,
+    _check_start_options,
+    _check_listen_addresses,
+    _check_helpers,
 )
 
 

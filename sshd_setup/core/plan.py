@@ -43,16 +43,20 @@ class FileChange:
     group: str = "root"
     remove: bool = False
     """A principals file sshd-setup wrote for a mapping the inventory no longer has: delete it."""
+    meta_drift: str = ""
+    """Same content, but owner or mode differ from what sshd needs (e.g. 'mode 0600 → 0644')."""
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.before != self.after or bool(self.meta_drift)
 
 
 @dataclass(frozen=True)
 class Plan:
     files: tuple[FileChange, ...] = ()
     directories: tuple[str, ...] = ()
+    fix_directories: tuple[str, ...] = ()
+    """Existing directories above a managed file to set to root:root 0755 (sshd's user must enter them)."""
     """Directories to create (root:root 0755) before writing files."""
     findings: tuple[Finding, ...] = ()
     kept_ca_keys: tuple[PublicKey, ...] = ()
@@ -63,7 +67,7 @@ class Plan:
 
     @property
     def is_noop(self) -> bool:
-        return not self.changes and not self.directories
+        return not self.changes and not self.directories and not self.fix_directories
 
     @property
     def errors(self) -> tuple[Finding, ...]:

@@ -1,15 +1,16 @@
 """How to reload sshd on a host, decided from its facts (pure).
 
 Reload (SIGHUP), never restart: existing sessions survive. Debian/Ubuntu name the unit `ssh`; the RHEL
-family, Fedora, SUSE, Arch and Amazon name it `sshd`. Ubuntu's socket activation needs no reload while
-ssh.service is inactive: the next connection starts sshd with the new file.
+family, Fedora, SUSE, Arch and Amazon name it `sshd`. A per-connection socket (Accept=yes: RHEL's
+sshd.socket) needs no reload: every connection starts its own `sshd -i`. A socket that hands itself to the
+service (Accept=no: Debian's and Ubuntu's ssh.socket) needs a restart of the service, never a reload.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sshd_setup.core.facts import HostFacts
+from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.tree import ConfigTree
 
 DEBIAN_FAMILY = ("debian", "ubuntu", "raspbian", "linuxmint", "pop")
@@ -40,18 +41,9 @@ def service_plan(facts: HostFacts) -> ServicePlan:
         else:
             unit = "ssh" if debian_like else "sshd"
         service = f"{unit}.service"
-        socket = f"{unit}.socket"
-        service_state = facts.units.get(service)
-        if facts.socket_activated and not (service_state and service_state.active):
-            return ServicePlan(
-                "systemd",
-                unit,
-                f"if systemctl is-active --quiet {service}; then systemctl reload {service}; fi",
-                f"systemctl is-active --quiet {socket}",
-                f"systemctl start {socket}",
-                f"{socket} is listening and {service} is inactive: the next connection reads the new file",
-                rebinds=False,
-            )
+        socket_unit = facts.socket_unit
+        if socket_unit is not None:
+            return _socket_plan(facts, socket_unit.name.removesuffix(".socket"))
         return ServicePlan(
             "systemd",
             unit,
@@ -77,6 +69,43 @@ def service_plan(facts: HostFacts) -> ServicePlan:
         f"service {name} status >/dev/null 2>&1",
         f"service {name} start",
         f"service {name} reload",
+    )
+
+
+def _socket_plan(facts: HostFacts, unit: str) -> ServicePlan:
+    """An ssh socket unit listens. Never start the service: on RHEL sshd.socket has Conflicts=sshd.service,
+    so starting the service stops the socket (and a socket that listens on another port than sshd_config
+    says would be gone). Bring the socket back instead."""
+    service, socket = f"{unit}.service", f"{unit}.socket"
+    state = facts.units.get(socket)
+    check, start = f"systemctl is-active --quiet {socket}", f"systemctl start {socket}"
+    if state is not None and state.accept == "no":
+        # The socket hands its listening socket to the service (LISTEN_FDS). On SIGHUP sshd re-executes and
+        # binds port 22 itself, which the socket holds: it exits (measured on Debian 12 and 13). A restart
+        # of the service keeps the socket (systemd owns it) and, with KillMode=process, open sessions.
+        kill_mode = (facts.units.get(service) or UnitState(service)).kill_mode
+        sessions = (
+            "open sessions survive (KillMode=process)"
+            if kill_mode == "process"
+            else (f"KillMode={kill_mode or 'unknown'}: open sessions may be closed")
+        )
+        return ServicePlan(
+            "systemd",
+            unit,
+            f"if systemctl is-active --quiet {service}; then systemctl restart {service}; fi",
+            check,
+            start,
+            f"{socket} (Accept=no) hands its socket to {service}: a reload would make sshd re-execute and try "
+            f"to bind the port itself, so {service} is restarted (systemd keeps the socket; {sessions})",
+        )
+    return ServicePlan(
+        "systemd",
+        unit,
+        f"if systemctl is-active --quiet {service}; then systemctl reload {service}; fi",
+        check,
+        start,
+        f"{socket} is listening and runs one sshd per connection: the next connection reads the new file",
+        rebinds=False,
     )
 
 

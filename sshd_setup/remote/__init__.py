@@ -44,6 +44,16 @@ def _header(values: dict[str, str]) -> str:
     return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
 
 
+TEST_HOOK_ENV = "SSHD_SETUP_TEST_HOOK"
+
+
+def _test_hook() -> str:
+    """Tests only: make the apply script fail on purpose at a given step (kill-after-install, fail-reload)."""
+    import os
+
+    return os.environ.get(TEST_HOOK_ENV, "")
+
+
 def apply_script(
     *,
     run_id: str,
@@ -60,6 +70,9 @@ def apply_script(
     managed: tuple[str, ...] = (),
     remove: tuple[str, ...] = (),
     unmapped: tuple[str, ...] = (),
+    fix_directories: tuple[str, ...] = (),
+    force_reload: bool = False,
+    require_exec: tuple[str, ...] = (),
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
@@ -70,6 +83,8 @@ def apply_script(
     the host's lock. managed: every path the plan covers (backed up, leftovers cleaned). kind 'uninstall':
     after the staged files, every other path goes back to the first backup's state (`remove`: without one).
     unmapped: principals files we wrote for mappings the inventory dropped: removed (and backed up first).
+    force_reload: reload even when no file is written (the running sshd has not loaded the files on disk).
+    require_exec: files that must be executable before anything changes (SshdSessionPath, SshdAuthPath).
     """
     import base64
     import shlex
@@ -83,11 +98,14 @@ def apply_script(
                 "NEW_DIRS": " ".join(directories),
                 "KEEP": str(keep),
                 "DO_RELOAD": "1" if reload else "0",
+                "FORCE_RELOAD": "1" if force_reload else "0",
                 "RELOAD": service.reload,
                 "CHECK": service.check,
                 "START": service.start,
                 "MAIN": main,
                 "PIDFILE": pid_file if service.rebinds else "none",
+                "TEST_HOOK": _test_hook(),
+                "REQUIRE_EXEC": " ".join(require_exec),
             }
         ),
         script("apply.sh"),
@@ -102,6 +120,7 @@ def apply_script(
     # Users, new directories and the files in them: only once the assembled tree validated (run_apply).
     later = [f"ensure_user {shlex.quote(user)}\n" for user in users]
     later += [f"make_dir {shlex.quote(directory)}\n" for directory in directories]
+    later += [f"fix_dir {shlex.quote(directory)}\n" for directory in fix_directories]
     for path, text, file_mode in files:
         mode, owner, group = ("-", "-", "-") if file_mode is None else (f"{file_mode[0]:o}", *file_mode[1:])
         args = " ".join(shlex.quote(a) for a in (path, mode, owner, group))
@@ -142,6 +161,7 @@ def rollback_script(
             "START": service.start,
             "MAIN": main,
             "PIDFILE": "none",
+            "TEST_HOOK": "",
         }
     )
     body = f"rollback_to {shlex.quote(backup)} {1 if save else 0}\n"

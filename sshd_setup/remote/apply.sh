@@ -1,5 +1,7 @@
-# Apply staged files for sshd-setup. The generated header sets: RUN KIND KEEP DO_RELOAD RELOAD CHECK START MAIN
-# PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
+# Apply staged files for sshd-setup. The generated header sets: RUN KIND KEEP DO_RELOAD FORCE_RELOAD RELOAD CHECK
+# START MAIN PIDFILE (sshd's PidFile: empty = the default place, `none` = no pid file: ask the init system),
+# REQUIRE_EXEC (helper binaries the assembled tree names, checked before any change),
+# TEST_HOOK (tests only, from SSHD_SETUP_TEST_HOOK: kill-after-install | fail-reload),
 # then calls: take_lock, expect + cas_check (state.sh), stage (per file in an existing directory), defines
 # after_validation (users, new directories, the files in them), and finally calls `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
@@ -11,6 +13,7 @@ if command -v sshd >/dev/null 2>&1; then SSHD=sshd; else SSHD=/usr/sbin/sshd; fi
 RESTORECON=""
 command -v restorecon >/dev/null 2>&1 && RESTORECON=restorecon
 BK_ROOT=/var/backups/sshd-setup
+PENDING=$BK_ROOT/pending
 STAGED=""
 STAGE_FAILED=""
 # staged /dir/name: S=/dir/.name.sshd-setup-new.RUN (unique per run; a cut run's leftovers: state.sh)
@@ -47,6 +50,8 @@ make_dir() {
   install -d -m 0755 -o root -g root "$1" || fail dir "cannot create directory $1"
   MADE_DIRS="$1 $MADE_DIRS"; r "DIR created $1"
 }
+# fix_dir DIR: an existing directory above a managed file, set to what sshd needs (root:root 0755).
+fix_dir() { chown root:root "$1" && chmod 0755 "$1" && r "DIR fixed $1" || fail dir "cannot fix directory $1"; }
 remove_made_dirs() { for d in $MADE_DIRS; do rmdir "$d" 2>/dev/null && r "DIR removed $d"; done; MADE_DIRS=""; }
 
 validate() {
@@ -54,8 +59,23 @@ validate() {
   main="$MAIN"
   case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   out=$("$SSHD" -t -f "$main" 2>&1) || fail validate "$out"
+  # OpenSSH >= 9.8: sshd -t does not check SshdSessionPath/SshdAuthPath, a reload dies without them.
+  for x in $REQUIRE_EXEC; do
+    { [ -f "$x" ] && [ -x "$x" ]; } || fail validate "$x (SshdSessionPath/SshdAuthPath) is not an executable file"
+  done
   r "STEP validated"
 }
+
+# mark_pending PATH...: before the first rename (staged copies) or after a restore (the paths), say which
+# files sshd-setup put in place (their sha256) in which run: until a reload succeeds (it removes the mark),
+# the next run knows sshd has not loaded them, even when this run is cut right after the rename.
+PENDING=$BK_ROOT/pending
+mark_pending() {
+  [ $# -gt 0 ] || return 0
+  { echo "run $RUN"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING" || \
+    fail install "cannot write $PENDING"
+}
+staged_copies() { STAGED_COPIES=""; for t in $STAGED; do staged "$t"; STAGED_COPIES="$STAGED_COPIES $S"; done; }
 
 install_staged() {
   for t in $STAGED; do
@@ -105,7 +125,7 @@ wait_active() {
 rollback_now() {
   restore_backup
   if eval "$CHECK"; then eval "$RELOAD" 9>&-; else eval "$START" 9>&-; fi  # 9: the lock, not for daemons
-  if wait_active; then r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
+  if wait_active; then rm -f "$PENDING"; r "ROLLEDBACK ok"; else r "ROLLEDBACK dead"; fi
 }
 
 # ensure_user NAME: create a mapped Unix user (password disabled, with a home); never deletes users.
@@ -126,6 +146,7 @@ reload_sshd() {
     for PIDFILE in /run/sshd.pid /var/run/sshd.pid; do [ -f "$PIDFILE" ] && break; done
   fi
   [ "$PIDFILE" != none ] && [ -f "$PIDFILE" ] || MARK=""  # looked at before: sshd removes it on SIGHUP
+  [ "$TEST_HOOK" != fail-reload ] || { out="reload failed (test hook)"; STEP=reload; return 1; }
   if ! out=$(eval "$RELOAD" 2>&1 9>&-); then STEP=reload; return 1; fi
   if [ -n "$MARK" ]; then
     wait_pidfile && { SEEN=pidfile; return 0; }
@@ -142,16 +163,28 @@ run_apply() {
   validate
   after_validation
   [ -z "$STAGE_FAILED" ] || fail stage "could not stage:$STAGE_FAILED"
-  [ -n "$STAGED$REMOVE$UNMAPPED" ] || [ "$KIND" = uninstall ] || DO_RELOAD=0
+  # FORCE_RELOAD: nothing to write, but the running sshd has not loaded the files on disk (pending)
+  [ -n "$STAGED$REMOVE$UNMAPPED" ] || [ "$KIND" = uninstall ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
   backup "$STAGED"
+  staged_copies
+  mark_pending $STAGED_COPIES
   install_staged
   [ "$KIND" != uninstall ] || put_back_first
+  [ "$TEST_HOOK" != kill-after-install ] || kill -9 $$  # tests: a cut between the rename and the reload
   if [ "$DO_RELOAD" = 1 ]; then
-    set -- $STAGED  # an installed file keeps its mtime from staging, before sshd -t: older than the reload
-    if ! reload_sshd "$1"; then
+    # The mark is older than the reload: an installed file keeps its mtime from staging, before sshd -t;
+    # without one, the pending mark (or a fresh file) is.
+    set -- $STAGED
+    mark="$1"
+    if [ -z "$mark" ]; then
+      mark=$PENDING
+      [ -f "$mark" ] || { mkdir -p "$BK_ROOT" && mark=$BK_ROOT/.reload-mark && : > "$mark"; }
+    fi
+    if ! reload_sshd "$mark"; then
       r "FAIL $STEP"; r "OUTPUT"; printf '%s\n' "$out" | base64; r "EOF"
       rollback_now; r "END"; exit 4
     fi
+    rm -f "$PENDING" "$BK_ROOT/.reload-mark"
     r "STEP reloaded"; r "SEEN $SEEN"
   fi
   r "END"

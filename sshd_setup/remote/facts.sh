@@ -36,10 +36,13 @@ scan() {
   awk '{ sub(/\r$/, ""); line = $0; sub(/^[ \t]+/, "", line)
          kw = tolower(line); sub(/[ \t=].*$/, "", kw)
          if (kw == "allowgroups" || kw == "denygroups" || (kw == "match" && tolower(line) ~ /group/)) print "g:"
+         if (kw == "listenaddress") print "l:"
          if (line ~ /^# BEGIN sshd-setup managed block: principal mappings/) ours = 1
          else if (line ~ /^# END sshd-setup managed block/) ours = 0
          if (kw == "include") tag = "i"; else if (kw == "trustedusercakeys") tag = "c"
-         else if (ours && kw == "authorizedprincipalsfile") tag = "p"; else next
+         else if (ours && kw == "authorizedprincipalsfile") tag = "p"
+         else if (kw == "pidfile") tag = "q"; else if (kw == "sshdsessionpath" || kw == "sshdauthpath") tag = "x"
+         else next
          sub(/^[^ \t=]+[ \t]*=?[ \t]*/, "", line)
          n = split(line, a, /[ \t]+/)
          for (i = 1; i <= n; i++) { if (a[i] ~ /^#/) break; gsub(/["\047]/, "", a[i]); if (a[i] == "") continue
@@ -56,10 +59,14 @@ follow() {
       i:*) includes="$includes ${word#i:}";;
       c:*) CAS="$CAS ${word#c:}";;
       p:*) OURS="$OURS ${word#p:}";;
+      q:/*) PIDFILE_SET="$PIDFILE_SET ${word#q:}";;
+      x:/*) HELPERS="$HELPERS ${word#x:}";;
       g:) NEED_GROUPS=1;;
+      l:) NEED_ADDRS=1;;
     esac
   done
   for pattern in $includes; do
+    case "${pattern%/*}" in *[*?[]*) ;; *) [ -d "${pattern%/*}" ] && STAT_DIRS="$STAT_DIRS ${pattern%/*}";; esac
     for f in $pattern; do
       [ -e "$f" ] || continue
       case " $SEEN " in *" $f "*) continue;; esac
@@ -67,10 +74,32 @@ follow() {
     done
   done
 }
+# unitlines UNIT FILE: its ExecStart= and EnvironmentFile= lines (how sshd is started: -f, -p, -o), read
+# by the shell itself; a word after -f names the config file sshd really reads.
+unitlines() {
+  [ -f "$2" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in
+      ExecStart=*) r "EXEC $1 ${line#ExecStart=}"; startwords ${line#ExecStart=};;
+      EnvironmentFile=*) r "ENVFILE $1 ${line#EnvironmentFile=}";;
+    esac
+  done < "$2"
+}
+startwords() {
+  while [ $# -gt 0 ]; do
+    case "$1" in -f) [ $# -gt 1 ] && START_MAIN=$2;; -f/*) START_MAIN=${1#-f};; esac
+    shift
+  done
+}
+START_MAIN=""
 SEEN=""
+STAT_DIRS=""
+PIDFILE_SET=""
 CAS=""
 OURS=""
 NEED_GROUPS=""
+NEED_ADDRS=""
+HELPERS=""
 r "BEGIN 1"
 for f in /etc/os-release /usr/lib/os-release; do  # read by the shell itself: short KEY=value lines
   [ -r "$f" ] || continue
@@ -87,11 +116,12 @@ if [ -d /run/systemd/system ]; then
   # Unit files found in systemd's search path (first wins; a link to /dev/null is masked). Only an
   # enabled ssh socket makes the unit's live state matter, and only then is systemctl asked (~10 ms).
   ASK_SYSTEMD=""
-  for u in ssh.service sshd.service ssh.socket sshd.socket; do
+  for u in ssh.service sshd.service ssh.socket sshd.socket ssh@.service sshd@.service; do
     for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
              /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
       if [ -L "$d/$u" ] || [ -e "$d/$u" ]; then
         if [ "$d/$u" -ef /dev/null ]; then r "UNITFILE $u masked"; else r "UNITFILE $u loaded"; fi
+        case "$u" in *.service) for f in "$d/$u" /etc/systemd/system/"$u".d/*.conf; do unitlines "$u" "$f"; done;; esac
         break
       fi
     done
@@ -101,17 +131,24 @@ if [ -d /run/systemd/system ]; then
   done
   if [ -n "$ASK_SYSTEMD" ]; then
     r "SYSTEMD"
-    systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen \
+    systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen -p Accept -p KillMode \
       ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
     r "EOF"
-    for f in /etc/systemd/system/ssh.socket.d/*.conf; do
+    for f in /etc/systemd/system/ssh.socket.d/*.conf /etc/systemd/system/sshd.socket.d/*.conf; do
       [ -f "$f" ] && { r "DROPIN $f"; base64 < "$f"; r "EOF"; }
     done
   fi
 elif command -v rc-service >/dev/null 2>&1; then r "INIT openrc"
 else r "INIT sysvinit"; fi
+for f in /etc/default/ssh /etc/sysconfig/sshd; do  # start options (SSHD_OPTS, OPTIONS) by the shell itself
+  [ -r "$f" ] || continue
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in SSHD_OPTS=*|OPTIONS=*) r "ENV $f $line"; v=${line#*=}; v=${v#[\"\']}; startwords ${v%[\"\']};; esac
+  done < "$f"
+done
 follow "$MAIN" 0
 [ -e "$MAIN" ] || follow /usr/etc/ssh/sshd_config 0
+case "$START_MAIN" in /*) [ "$START_MAIN" = "$MAIN" ] || { r "STARTMAIN $START_MAIN"; follow "$START_MAIN" 0; };; esac
 for f in $EXTRA_FILES; do sendfile "$f"; done
 # Principals files named in our mappings block (one no longer mapped is removed when we wrote it).
 for f in $OURS; do case "$f" in /*) sendfile "$f";; esac; done
@@ -126,7 +163,26 @@ present=""
 for p in $META_PATHS; do
   if [ -e "$p" ]; then present="$present $p"; else r "META -:-:-:missing:$p"; fi
 done
-[ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%n' -- $present 2>/dev/null
+# Times too: whether the running sshd has loaded the tree is its pid file (written once it has read the
+# config, at start and after each reload's re-exec) against every tree file, Include directory and the
+# marker sshd-setup leaves when it installed files without (yet) reloading. One stat for all of them.
+PENDING=/var/backups/sshd-setup/pending
+for p in $HELPERS; do [ -e "$p" ] || r "META -:-:-:missing:$p"; done
+for p in $SEEN $STAT_DIRS /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET $PENDING $HELPERS; do
+  case " $present " in *" $p "*) continue;; esac
+  [ -e "$p" ] && present="$present $p"
+done
+[ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%.9Y:%n' -- $present 2>/dev/null
+[ -f "$PENDING" ] && { r "PENDING"; base64 < "$PENDING"; r "EOF"; }
+for p in /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET; do  # is the pid in it alive? (builtins only)
+  [ -f "$p" ] || continue
+  pid=""; read -r pid < "$p" 2>/dev/null || true
+  case "$pid" in ''|*[!0-9]*) r "SSHDPID dead $p";; *) if [ -d "/proc/$pid" ]; then r "SSHDPID alive $p"; else r "SSHDPID dead $p"; fi;; esac
+done
+if [ -n "$NEED_ADDRS" ]; then  # a ListenAddress: the host's own addresses (sshd cannot bind others)
+  addrs=""
+  ip -o addr show 2>/dev/null | { while read -r _n _dev _fam addr _rest; do addrs="$addrs ${addr%/*}"; done; [ -z "$addrs" ] || r "ADDRS$addrs"; }
+fi
 r "USERS $USERS"
 if [ -n "$USERS" ]; then
   getent passwd $USERS 2>/dev/null | while IFS=: read -r name _pw uid _gid _gecos home _shell; do

@@ -279,9 +279,13 @@ rollback_to() {
   PROTECT=$1
   if [ "$2" = 1 ]; then backup "$FILES"; fi
   restore_from "$1" || true
+  set --  # restored files keep their old times: the pending mark says sshd has not loaded them yet
+  while read -r kind _sum t; do [ "$kind" = existed ] && set -- "$@" "$t"; done < "$B/manifest"
+  mark_pending "$@"
   r "STEP installed"
   if [ "$DO_RELOAD" = 1 ]; then
     reload_sshd "" || fail "$STEP" "$out"  # restored files keep old mtimes: no pid file mark
+    rm -f "$PENDING"
     r "STEP reloaded"
   fi
   r "END"

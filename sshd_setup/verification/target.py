@@ -133,7 +133,7 @@ class VerifyHost:
 
     @functools.cached_property
     def facts_output(self) -> str:
-        result = self.run(facts_script(self.desired))
+        result = self.run(facts_script(self.desired, login_user=self.entry.user or ""))
         if result.rc != 0 and "@@END" not in result.stdout:
             fail(f"facts command failed (exit {result.rc}): {_first_line(result.stderr)}")
         return result.stdout
@@ -149,7 +149,7 @@ class VerifyHost:
     @functools.cached_property
     def assessment(self) -> Assessment:
         self.facts  # noqa: B018  (a FactsError fails the check with its reason first)
-        return assess(self.entry, self.facts_output)
+        return assess(self.entry, self.facts_output, "" if self.entry.is_local else self.entry.user or "")
 
     @functools.cached_property
     def service(self) -> ServicePlan:
@@ -175,9 +175,22 @@ class VerifyHost:
         addr, laddr = self.client_address
         return f"user={user},host={addr},addr={addr},laddr={laddr},lport={self.entry.port or 22}"
 
+    @property
+    def main(self) -> str:
+        """The sshd_config this host's sshd reads (the inventory's, or the one its `-f` start option names)."""
+        return self.assessment.main or self.desired.sshd_config
+
+    def _start_arguments(self) -> str:
+        """-f and -o as sshd is started with them, so `sshd -T` shows what the running sshd uses."""
+        from sshd_setup.core.startopts import running_options
+
+        options = running_options(self.facts)
+        words = ["-f", self.main] + [f"-o{key}={value}" for key, value in (options.options if options else ())]
+        return "".join(" " + shlex.quote(word) for word in words)
+
     @functools.lru_cache(maxsize=64)  # noqa: B019  (one VerifyHost per host per session)
     def sshd_t(self, spec: str | None = None) -> EffectiveConfig:
-        command = f"{SBIN_PATH} sshd -T" + (f" -C {shlex.quote(spec)}" if spec else "")
+        command = f"{SBIN_PATH} sshd -T" + self._start_arguments() + (f" -C {shlex.quote(spec)}" if spec else "")
         result = self.run(command)
         if result.rc != 0:
             fail(f"`sshd -T{' -C ' + spec if spec else ''}` failed (exit {result.rc}): {_first_line(result.stderr)}")

@@ -31,3 +31,13 @@ def test_mapped_user_exists(target: VerifyHost, mapping: Mapping) -> None:
     """The mapped user exists on the host (the gateway does not create Unix users)."""
     if not target.host.user(mapping.user).exists:
         fail(f"user {mapping.user} does not exist (create it, or set create_users: true and apply)")
+
+
+def test_running_sshd_loaded_the_files(target: VerifyHost) -> None:
+    """The running sshd has loaded the configuration on disk (no file changed since its start or reload)."""
+    pending = target.assessment.pending
+    if pending.needs_reload:
+        fail(
+            f"the running sshd has not loaded {pending.describe()} (changed after it read its configuration; "
+            f"{pending.pid_file or 'pid file'}): certificate logins may not work yet; run `sshd-setup apply`"
+        )

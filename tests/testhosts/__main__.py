@@ -35,13 +35,16 @@ def _err(msg: str) -> None:
 
 
 def parse_spec(text: str) -> HostSpec:
-    """NAME[:SUITE[:FLAVOUR]] where FLAVOUR is 'rhel' or 'socket' (socket-activated Debian)."""
+    """NAME[:SUITE[:FLAVOUR]] where FLAVOUR is 'rhel', 'socket' (socket-activated Debian, one sshd per
+    connection), 'debsocket' (Debian's own ssh.socket, Accept=no, starting ssh.service) or 'rhel-socket'
+    (RHEL's sshd.socket enabled, sshd.service disabled)."""
     name, suite, extra = ([*text.split(":"), "", ""])[:3]
     return HostSpec(
         name=name,
         suite=suite or DEFAULT_SUITE,
-        flavour="rhel" if extra == "rhel" else None,
-        socket_activated=extra == "socket",
+        flavour="rhel" if extra in ("rhel", "rhel-socket") else None,
+        socket_activated=extra in ("socket", "debsocket", "rhel-socket"),
+        socket_style="service" if extra == "debsocket" else "per-connection",
     )
 
 
@@ -135,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--flavour", choices=["rhel"], default=None, help="dress the hosts up as RHEL")
     up.add_argument("--socket", action="store_true", help="socket-activated sshd (ssh.socket)")
     up.add_argument("--prefix", help="host name prefix (default from suite/flavour: deb1, rhel1, ...)")
-    up.add_argument("--spec", action="append", help="NAME[:SUITE[:rhel|socket]]; repeatable; overrides --hosts")
+    up.add_argument(
+        "--spec",
+        action="append",
+        help="NAME[:SUITE[:rhel|socket|debsocket|rhel-socket]]; repeatable; overrides --hosts",
+    )
     up.add_argument("--out", type=Path, default=None, help="directory for inventory, keys and host dirs")
     down = sub.add_parser("down", help="stop fleets and remove everything they left")
     down.add_argument("fleets", nargs="*", help="fleet id, bridge name (sstK) or workdir")

@@ -41,6 +41,7 @@ NET_PREFIX = "10.231"
 BRIDGE_PREFIX = "sst"
 MARKER_ENV = "SSHD_SETUP_TESTHOSTS_FLEET"
 FLAVOURS = (None, "rhel")
+SOCKET_STYLES = ("per-connection", "service")
 STOP_DEADLINE = 20.0
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 
@@ -66,6 +67,9 @@ class HostSpec:
     suite: str = DEFAULT_SUITE
     flavour: str | None = None
     socket_activated: bool = False
+    socket_style: str = "per-connection"
+    """With socket_activated: "per-connection" (Accept=yes, one `sshd -i` per connection) or "service"
+    (Debian's own ssh.socket, Accept=no: the first connection starts ssh.service, which takes the socket)."""
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -74,8 +78,10 @@ class HostSpec:
             raise ValueError(f"host {self.name}: unknown suite {self.suite!r}; known: {', '.join(SUITES)}")
         if self.flavour not in FLAVOURS:
             raise ValueError(f"host {self.name}: unknown flavour {self.flavour!r}; known: None, 'rhel'")
-        if self.flavour == "rhel" and self.socket_activated:
-            raise ValueError(f"host {self.name}: socket activation is only offered for Debian-style hosts")
+        if self.socket_style not in SOCKET_STYLES:
+            raise ValueError(f"host {self.name}: unknown socket style {self.socket_style!r}; known: {SOCKET_STYLES}")
+        if self.flavour == "rhel" and self.socket_activated and self.socket_style != "per-connection":
+            raise ValueError(f"host {self.name}: a RHEL-flavoured socket host is per-connection (sshd.socket)")
 
     @property
     def unit(self) -> str:
@@ -105,6 +111,7 @@ class _HostState:
     hostdir: str
     pid: int | None = None
     starttime: int | None = None
+    socket_style: str = "per-connection"
 
 
 @dataclass
@@ -143,6 +150,7 @@ class Host:
     suite = property(lambda self: self._st.suite)
     flavour = property(lambda self: self._st.flavour)
     socket_activated = property(lambda self: self._st.socket_activated)
+    socket_style = property(lambda self: self._st.socket_style)
 
     @property
     def unit(self) -> str:
@@ -151,7 +159,7 @@ class Host:
 
     @property
     def spec(self) -> HostSpec:
-        return HostSpec(self.name, self.suite, self.flavour, self.socket_activated)
+        return HostSpec(self.name, self.suite, self.flavour, self.socket_activated, self.socket_style)
 
     @property
     def root(self) -> Path:
@@ -597,6 +605,7 @@ class Fleet:
                 suite=spec.suite,
                 flavour=spec.flavour,
                 socket_activated=spec.socket_activated,
+                socket_style=spec.socket_style,
                 address=f"{NET_PREFIX}.{st.id}.{i + 2}",
                 machine=f"t{st.id}h{i + 2}",
                 hostdir=str(self.workdir / "hosts" / spec.name),
@@ -701,7 +710,7 @@ class Fleet:
                 if h.socket_activated:
                     # Do not connect: the first connection is what starts ssh.service.
                     ok = h.leader_pid() is not None and (
-                        h.run_nsenter("systemctl is-active ssh.socket", check=False, timeout=10).stdout.strip()
+                        h.run_nsenter(f"systemctl is-active {h.unit}.socket", check=False, timeout=10).stdout.strip()
                         == "active"
                     )
                 else:
@@ -846,7 +855,11 @@ def _prepare_root(root: Path, host: Host, pubkey: str, gateway: str) -> None:
     sysx.sh(["ssh-keygen", "-A", "-f", str(root)])
     if host.flavour == "rhel":
         _make_rhel(root)
-    if host.socket_activated:
+    if host.socket_activated and host.flavour == "rhel":
+        _make_rhel_socket(root)
+    elif host.socket_activated and host.socket_style == "service":
+        _make_debian_socket(root)
+    elif host.socket_activated:
         _make_socket_activated(root)
 
 
@@ -861,7 +874,12 @@ def _make_rhel(root: Path) -> None:
     lib = _usr_lib(root)
     etc = root / "etc"
     unit = (lib / "ssh.service").read_text()
+    # RHEL's sshd.service reads its start options from /etc/sysconfig/sshd ($OPTIONS).
+    unit = unit.replace("EnvironmentFile=-/etc/default/ssh", "EnvironmentFile=-/etc/sysconfig/sshd")
+    unit = unit.replace("$SSHD_OPTS", "$OPTIONS")
     (lib / "sshd.service").write_text("".join(ln for ln in unit.splitlines(True) if not ln.startswith("Alias=")))
+    (etc / "sysconfig").mkdir(exist_ok=True)
+    (etc / "sysconfig/sshd").write_text("# Options for sshd (RHEL's /etc/sysconfig/sshd)\nOPTIONS=\n")
     sock = lib / "ssh.socket"
     if sock.exists():
         (lib / "sshd.socket").write_text(sock.read_text().replace("ssh.service", "sshd.service"))
@@ -901,6 +919,58 @@ def _make_socket_activated(root: Path) -> None:
     dropin = root / "etc/systemd/system/ssh.socket.d"
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "10-per-connection.conf").write_text("[Socket]\nAccept=yes\n")
+
+
+def _make_debian_socket(root: Path) -> None:
+    """Debian's own ssh.socket as shipped (Accept=no): the first connection starts ssh.service, which takes
+    the listening socket from systemd (LISTEN_FDS); ssh.service itself is disabled."""
+    if not (_usr_lib(root) / "ssh.socket").exists():
+        raise HarnessError(f"{root}: this suite ships no ssh.socket")
+    sysx.sh(["systemctl", f"--root={root}", "disable", "ssh.service"])
+    sysx.sh(["systemctl", f"--root={root}", "enable", "ssh.socket"])
+    _unlink([root / "etc/systemd/system/sshd.service"])
+
+
+RHEL_SOCKET = """\
+[Unit]
+Description=OpenSSH Server Socket
+Documentation=man:sshd(8) man:sshd_config(5)
+Conflicts=sshd.service
+
+[Socket]
+ListenStream=22
+Accept=yes
+
+[Install]
+WantedBy=sockets.target
+"""
+RHEL_PER_CONNECTION = """\
+[Unit]
+Description=OpenSSH per-connection server daemon
+Documentation=man:sshd(8) man:sshd_config(5)
+Wants=sshd-keygen.target
+After=sshd-keygen.target
+
+[Service]
+EnvironmentFile=-/etc/sysconfig/sshd
+ExecStart=-/usr/sbin/sshd -i $OPTIONS
+StandardInput=socket
+RuntimeDirectory=sshd
+RuntimeDirectoryMode=0755
+"""
+
+
+def _make_rhel_socket(root: Path) -> None:
+    """RHEL's sshd.socket (Accept=yes, Conflicts=sshd.service) and sshd@.service, as Fedora/RHEL ship them:
+    the socket enabled, sshd.service disabled. Starting sshd.service would stop the socket."""
+    lib = _usr_lib(root)
+    (lib / "sshd.socket").write_text(RHEL_SOCKET)
+    (lib / "sshd@.service").write_text(RHEL_PER_CONNECTION)
+    system = root / "etc/systemd/system"
+    _unlink([system / "multi-user.target.wants/sshd.service"])
+    wants = system / "sockets.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "sshd.socket").symlink_to("/usr/lib/systemd/system/sshd.socket")
 
 
 # --- leftovers of any fleet (used by `down --all`) ------------------------------------------------

@@ -1,0 +1,101 @@
+"""Addresses and extra socket ports (issue 15 item 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sshd_setup.core.facts import HostFacts
+from sshd_setup.core.findings import find_problems
+from sshd_setup.core.tree import SnapshotEntry
+from sshd_setup.gather import parse_facts
+from tests.fleetrun import etc_ssh_state, sshd_setup, write_inventory
+from tests.helpers import desired_from
+from tests.testhosts import HostSpec
+from tests.testhosts.fleet import _banner_ok
+
+
+def answers(address: str, port: int, seconds: float = 15.0) -> bool:
+    """An SSH banner on address:port within seconds (a busy host's per-connection sshd can be slow)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not _banner_ok(address, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+MAIN = "/etc/ssh/sshd_config"
+
+
+def listen_findings(config: str, addresses: frozenset[str] | None) -> list[str]:
+    facts = HostFacts(os_id="debian", init="systemd", files={MAIN: SnapshotEntry(config)}, addresses=addresses)
+    facts.dirs = {"/etc/ssh"}
+    desired = desired_from({"principals": [{"user": "root", "principal": "root"}]})
+    return [f.message for f in find_problems(desired, facts, None) if f.code == "LISTEN-ADDRESS-NOT-ON-HOST"]
+
+
+def test_listen_address_must_be_one_of_the_hosts() -> None:
+    own = frozenset({"127.0.0.1", "10.0.0.5", "::1", "fe80::1"})
+    assert listen_findings("ListenAddress 10.0.0.5\nListenAddress 0.0.0.0\nListenAddress [::1]:22\n", own) == []
+    assert listen_findings("ListenAddress ::\nListenAddress fe80::1%eth0\nListenAddress gw.example\n", own) == []
+    missing = listen_findings("ListenAddress 192.0.2.55\nListenAddress 10.0.0.9:22\n", own)
+    assert len(missing) == 2 and "192.0.2.55 is not an address of this host" in missing[0]
+    assert listen_findings("ListenAddress 192.0.2.55\n", None) == []  # not gathered: not judged
+
+
+def test_the_facts_script_gathers_addresses_only_for_a_listen_address(tmp_path: Path) -> None:
+    import subprocess
+
+    from sshd_setup.gather import facts_script
+
+    for config, gathered in (("Port 22\n", False), ("ListenAddress 127.0.0.1\n", True)):
+        main = tmp_path / "sshd_config"
+        main.write_text(config)
+        desired = desired_from(
+            {
+                "sshd_config": str(main),
+                "managed_dirs": [str(tmp_path)],
+                "principals": [{"user": "root", "principal": "root"}],
+            }
+        )
+        out = subprocess.run(["sh", "-s"], input=facts_script(desired, "OpenSSH_9.2"), capture_output=True, text=True)
+        facts, _ = parse_facts(out.stdout)
+        assert (facts.addresses is not None) is gathered
+        if gathered:
+            assert facts.addresses is not None and "127.0.0.1" in facts.addresses
+
+
+@pytest.mark.integration
+def test_unknown_listen_address_and_an_extra_socket_port_block(fresh_hosts, tmp_path: Path) -> None:
+    from tests.testhosts.certs import make_ca
+
+    fleet = fresh_hosts([HostSpec("addr1"), HostSpec("addr2", socket_activated=True, socket_style="service")])
+    listen, socket = fleet.host("addr1"), fleet.host("addr2")
+    listen.run("echo 'ListenAddress 192.0.2.55' > /etc/ssh/sshd_config.d/30-listen.conf")  # on disk, not loaded
+    socket.run_nsenter(
+        "mkdir -p /etc/systemd/system/ssh.socket.d && printf '[Socket]\\nListenStream=2222\\n'"
+        " > /etc/systemd/system/ssh.socket.d/extra.conf && systemctl daemon-reload && systemctl restart ssh.socket"
+    )
+    assert answers(socket.address, 22) and answers(socket.address, 2222)
+    before = {h.name: etc_ssh_state(h) for h in fleet.hosts}
+    ca = make_ca(tmp_path)
+    settings = {
+        "ca_keys": [ca.public_key],
+        "principals": [{"user": "johndoe", "principal": "jdoe"}],
+        "create_users": True,
+    }
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", settings)
+
+    run = sshd_setup("apply", "-i", inventory, "--yes", "--json", "--allow", "PENDING-FOREIGN-CHANGE")
+
+    assert run.returncode == 1
+    for host, code in ((listen, "LISTEN-ADDRESS-NOT-ON-HOST"), (socket, "SOCKET-PORT-NOT-22")):
+        result = run.host(host.name)
+        assert result["status"] == "blocked" and code in result["reason"], result
+        assert etc_ssh_state(host) == before[host.name]
+    assert answers(listen.address, 22)
+    assert answers(socket.address, 22) and answers(socket.address, 2222)
