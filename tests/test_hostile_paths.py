@@ -8,6 +8,7 @@ and the host stays byte-identical.
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 from collections.abc import Iterator
@@ -229,11 +230,9 @@ def test_a_removed_mapping_removes_the_principals_file_we_wrote_only(
     assert host.read_file("/etc/ssh/principals/dba") == hand_edited, "a file we did not write was touched"
     assert host.run("test -f /etc/ssh/principals/vmuser", check=False).returncode == 0
     assert b"ops-list" not in host.read_file("/etc/ssh/sshd_config")
-    backup = result["backup"]
-    assert (
-        host.run(f"grep -c 'existed /etc/ssh/ops-list.txt' /var/backups/sshd-setup/{backup}/manifest").stdout.strip()
-        == "1"
-    )
+    backup = result["backup"]  # the run's whole-state backup holds the removed file with its hash
+    manifest = host.read_file(f"/var/backups/sshd-setup/runs/{backup}/manifest").decode()
+    assert re.search(r"^existed [0-9a-f]{64} /etc/ssh/ops-list.txt$", manifest, re.M), manifest
 
 
 def test_a_principals_directory_linked_to_sudoers_d_is_refused(hosts: Fleet, ca_line: str, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ class ActionModule(ActionBase):
         missing = pipeline.missing_sshd_setup()
         if missing:
             return {**result, **missing}
-        from sshd_setup.apply import rollback_host
+        from sshd_setup.hostrestore import rollback_host
         from sshd_setup.errors import InputError
 
         args = dict(self._task.args)
