@@ -19,5 +19,5 @@ if ! ./scripts/collection-sanity.sh >"$sanity_log" 2>&1; then
 fi
 grep -c '^Running sanity test' "$sanity_log" | sed 's/$/ sanity tests passed/'
 rm -f "$sanity_log"
-echo "== pytest"
-.venv/bin/pytest -p no:cacheprovider "$@"
+echo "== pytest (in parallel: each test file on one worker, so a module's test hosts boot once)"
+.venv/bin/pytest -p no:cacheprovider -n "${SSHD_SETUP_TEST_WORKERS:-4}" --dist loadfile "$@"

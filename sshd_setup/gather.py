@@ -150,6 +150,8 @@ def parse_facts(output: str) -> tuple[HostFacts, list[str]]:
         elif kind == "SSHDPID":
             state, _, path = rest.partition(" ")
             facts.pid_files[path] = state == "alive"
+        elif kind == "LOCKED":
+            facts.locked_by = rest.strip()
         elif kind == "BACKUPS":
             backups = rest.split()
     if os_release:

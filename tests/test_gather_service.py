@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,31 @@ def test_start_options_from_the_unit_and_its_environment_file() -> None:
     options = running_options(sysv)
     assert options is not None and options.options == (("port", "22"),)
     assert start_findings(options, "/etc/ssh/sshd_config") == []
+
+
+def test_a_lock_held_by_another_run_is_a_fact() -> None:
+    facts, _ = parse_facts("@@BEGIN 1\n@@LOCKED 20261201T000000Z-0ther1 4242 2026-12-01T00:00:00Z\n@@END\n")
+    assert facts.locked_by == "20261201T000000Z-0ther1 4242 2026-12-01T00:00:00Z"
+    free, _ = parse_facts("@@BEGIN 1\n@@END\n")
+    assert free.locked_by == ""
+
+
+def test_the_facts_script_reports_only_a_lock_that_is_really_held(tmp_path: Path) -> None:
+    """facts.sh asks flock(1) when the lock file names a run: a dead run's line must not block anyone."""
+    script = facts_script(desired_from({}), "")
+    lock = tmp_path / "lock"
+    lock.write_text("20261201T000000Z-0ther1 4242 2026-12-01T00:00:00Z\n")
+    script = script.replace("/run/sshd-setup.lock", str(lock))
+    stale = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60).stdout
+    assert "@@LOCKED" not in stale and "@@END" in stale
+    holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])
+    try:
+        for _ in range(100):  # until flock(1) holds it
+            if subprocess.run(["flock", "-n", str(lock), "true"]).returncode != 0:
+                break
+            time.sleep(0.05)
+        held = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60).stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "@@LOCKED 20261201T000000Z-0ther1 4242 2026-12-01T00:00:00Z" in held

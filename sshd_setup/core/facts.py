@@ -92,6 +92,8 @@ class HostFacts:
     """The user sshd-setup logs in as ('' when not known, e.g. offline lint or a local connection)."""
     pending_marker: str | None = None
     """sshd-setup's marker of files installed but not yet reloaded ('backup NAME' + sha256sum lines), if any."""
+    locked_by: str = ""
+    """The "RUN PID TIME" of another sshd-setup run holding the host's lock while the facts were read."""
     complete: bool = True
     """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
 

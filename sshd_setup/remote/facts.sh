@@ -190,6 +190,13 @@ if [ -n "$USERS" ]; then
     [ -z "$NEED_GROUPS" ] || r "GROUPS $name $(id -Gn "$name" 2>/dev/null)"
   done
 fi
+# Another run holding the host's lock (state.sh) is changing the host now: its "RUN PID TIME" line, only when
+# the lock is really held (a dead run's line stays until the next run takes the lock over: never blocks).
+owner=""
+[ -s /run/sshd-setup.lock ] && read -r owner < /run/sshd-setup.lock
+if [ -n "$owner" ] && command -v flock >/dev/null 2>&1; then
+  flock -n /run/sshd-setup.lock true 2>/dev/null || r "LOCKED $owner"
+fi
 # Complete backups (runs/NAME/complete, written last): @@RUN seq name kind first changed-paths, and, when
 # SEND_BACKUP names one (or `first`, or `latest`: the newest not taken by a rollback), its manifest and
 # files and the current files it covers.
