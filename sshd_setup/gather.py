@@ -181,6 +181,8 @@ def _systemd_units(facts: HostFacts, text: str) -> None:
             listen,
             (values.get("Accept") or [""])[0] if name.endswith(".socket") else "",
             (values.get("KillMode") or [""])[0] if name.endswith(".service") else "",
+            (values.get("NeedDaemonReload") or ["no"])[0] == "yes",
+            tuple(" ".join(values.get("DropInPaths", [])).split()),
         )
 
 

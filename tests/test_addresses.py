@@ -99,3 +99,54 @@ def test_unknown_listen_address_and_an_extra_socket_port_block(fresh_hosts, tmp_
         assert etc_ssh_state(host) == before[host.name]
     assert answers(listen.address, 22)
     assert answers(socket.address, 22) and answers(socket.address, 2222)
+
+
+@pytest.mark.integration
+def test_a_socket_drop_in_under_usr_lib_not_yet_daemon_reloaded_is_judged(fresh_hosts, tmp_path: Path) -> None:
+    """Issue 15 item 8: drop-ins under /usr/lib count, and NeedDaemonReload=yes is said, not overlooked."""
+    from tests.testhosts.certs import make_ca
+
+    fleet = fresh_hosts([HostSpec("dr1", socket_activated=True, socket_style="service")])
+    host = fleet.host("dr1")
+    host.run_nsenter(  # written, never daemon-reloaded: the socket still listens on 22 only
+        "mkdir -p /usr/lib/systemd/system/ssh.socket.d && printf '[Socket]\\nListenStream=2222\\n'"
+        " > /usr/lib/systemd/system/ssh.socket.d/vendor.conf"
+    )
+    loaded = host.run_nsenter("systemctl show -p DropInPaths ssh.socket").stdout
+    assert "vendor.conf" not in loaded  # systemd has not loaded it (and systemd 252 does not say NeedDaemonReload)
+    before = etc_ssh_state(host)
+    ca = make_ca(tmp_path)
+    inventory = write_inventory(fleet, tmp_path / "inventory.yml", {"ca_keys": [ca.public_key]})
+
+    check = sshd_setup("check", "-i", inventory, "--json")
+    codes = {f["code"]: f for f in check.host("dr1")["findings"]}
+    assert "SOCKET-DAEMON-RELOAD-PENDING" in codes, codes
+    pending = codes["SOCKET-DAEMON-RELOAD-PENDING"]
+    assert pending["severity"] == "error", pending  # it would add a port after the next daemon-reload or reboot
+    assert "not loaded yet: /usr/lib/systemd/system/ssh.socket.d/vendor.conf" in pending["message"], pending
+    assert "ListenStream=2222" in pending["message"], pending
+    run = sshd_setup("apply", "-i", inventory, "--yes", "--json")
+    assert run.returncode == 1 and run.host("dr1")["status"] == "blocked", run.host("dr1")
+    assert "SOCKET-DAEMON-RELOAD-PENDING" in run.host("dr1")["reason"]
+    assert etc_ssh_state(host) == before
+    assert answers(host.address, 22)
+
+
+def test_pending_socket_drop_ins_are_judged_from_disk_not_only_from_systemd() -> None:
+    from sshd_setup.core.facts import UnitState
+    from sshd_setup.core.hostchecks import daemon_reload_findings
+
+    loaded = "/etc/systemd/system/ssh.socket.d/10-a.conf"
+    new = "/usr/lib/systemd/system/ssh.socket.d/vendor.conf"
+
+    def judged(dropins: dict[str, str], paths: tuple[str, ...], need: bool = False) -> list[tuple[str, str]]:
+        unit = UnitState("ssh.socket", "loaded", "active", listen=("[::]:22",), need_daemon_reload=need)
+        unit = type(unit)(**{**vars(unit), "dropin_paths": paths})
+        facts = HostFacts(init="systemd", units={"ssh.socket": unit}, socket_dropins=dropins)
+        return [(f.severity.value, f.path) for f in daemon_reload_findings(facts)]
+
+    same = {loaded: "[Socket]\nAccept=yes\n"}
+    assert judged(same, (loaded,)) == []
+    assert judged(same, (loaded,), need=True) == [("warning", "/etc/systemd/system/ssh.socket")]
+    assert judged({**same, new: "[Socket]\nListenStream=2222\n"}, (loaded,)) == [("error", new)]
+    assert judged({}, (loaded,)) == [("error", loaded)]  # loaded, then deleted: listening changes on reload

@@ -36,6 +36,10 @@ class UnitState:
     """Socket units: 'yes' (one process per connection) / 'no' (the service takes the socket) / '' unknown."""
     kill_mode: str = ""
     """Services: systemd's KillMode ('process' keeps open sessions across a restart)."""
+    need_daemon_reload: bool = False
+    """Its unit files or drop-ins changed since systemd loaded them (what it does now is not what they say)."""
+    dropin_paths: tuple[str, ...] = ()
+    """The drop-ins systemd loaded for it (DropInPaths)."""
 
     @property
     def exists(self) -> bool:

@@ -1631,6 +1631,13 @@ def _check_listen_addresses(ctx: _Context) -> list[Finding]:
     return listen_address_findings(ctx.tree, ctx.facts, ctx.where)
 
 
+def _check_socket_daemon_reload(ctx: _Context) -> list[Finding]:
+    """An ssh socket with NeedDaemonReload=yes (core/hostchecks.py)."""
+    from sshd_setup.core.hostchecks import daemon_reload_findings
+
+    return daemon_reload_findings(ctx.facts) if ctx.facts.complete else []
+
+
 def _check_helpers(ctx: _Context) -> list[Finding]:
     """SshdSessionPath / SshdAuthPath that do not exist (core/hostchecks.py)."""
     from sshd_setup.core.hostchecks import helper_findings
@@ -1681,6 +1688,7 @@ CHECKS: tuple[Callable[[_Context], list[Finding]], ...] = (
     _check_start_options,
     _check_listen_addresses,
     _check_helpers,
+    _check_socket_daemon_reload,
 )
 
 

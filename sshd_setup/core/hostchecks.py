@@ -89,3 +89,50 @@ def helper_findings(tree: ConfigTree, facts: HostFacts, where: Where) -> list[Fi
             )
         )
     return out
+
+
+def daemon_reload_findings(facts: HostFacts) -> list[Finding]:
+    """An ssh socket whose unit files changed since systemd loaded them: it listens as before until
+    `systemctl daemon-reload` (or a reboot), and as the files say after it.
+
+    systemd's NeedDaemonReload misses a drop-in in a directory it did not load from (systemd 252), so the
+    drop-ins on disk are also compared with the ones it loaded (DropInPaths). A pending drop-in that changes
+    where the socket listens is an error, as a pending foreign change of sshd's files is (PENDING-FOREIGN-CHANGE).
+    """
+    out = []
+    for name in ("ssh.socket", "sshd.socket"):
+        unit = facts.units.get(name)
+        if unit is None or not unit.exists:
+            continue
+        on_disk = {path for path in facts.socket_dropins if f"/{name}.d/" in path}
+        unloaded = sorted(on_disk - set(unit.dropin_paths))
+        gone = sorted(p for p in unit.dropin_paths if p not in on_disk and f"/{name}.d/" in p)
+        if not (unit.need_daemon_reload or unloaded or gone):
+            continue
+        listening = [
+            f"{path}: {line.strip()}"
+            for path in unloaded
+            for line in (facts.socket_dropins[path] or "").splitlines()
+            if line.strip().split("=", 1)[0].strip() in ("ListenStream", "Accept")
+        ]
+        parts = [f"not loaded yet: {', '.join(unloaded)}" if unloaded else ""]
+        parts.append(f"gone: {', '.join(gone)}" if gone else "")
+        what = "; ".join(p for p in parts if p)
+        listen = ", ".join(unit.listen) or "nothing"
+        changes_listening = bool(listening or gone)
+        out.append(
+            Finding(
+                "SOCKET-DAEMON-RELOAD-PENDING",
+                Severity.ERROR if changes_listening else Severity.WARNING,
+                f"{name}'s unit files or drop-ins changed since systemd loaded them"
+                + (f" ({what})" if what else "")
+                + f": it listens on {listen} now, and as the files say after the next `systemctl daemon-reload` "
+                "or reboot" + (f" ({'; '.join(listening)})" if listening else ""),
+                "review those drop-ins, then run systemctl daemon-reload and systemctl restart "
+                f"{name} knowingly (sshd-setup never does either)"
+                + ("; pass --allow SOCKET-DAEMON-RELOAD-PENDING to proceed anyway" if changes_listening else ""),
+                (unloaded or gone or [f"/etc/systemd/system/{name}"])[0],
+                0,
+            )
+        )
+    return out

@@ -132,10 +132,21 @@ if [ -d /run/systemd/system ]; then
   if [ -n "$ASK_SYSTEMD" ]; then
     r "SYSTEMD"
     systemctl show -p Id -p LoadState -p ActiveState -p UnitFileState -p Listen -p Accept -p KillMode \
-      ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
+      -p NeedDaemonReload -p DropInPaths ssh.service sshd.service ssh.socket sshd.socket 2>/dev/null | base64
     r "EOF"
-    for f in /etc/systemd/system/ssh.socket.d/*.conf /etc/systemd/system/sshd.socket.d/*.conf; do
-      [ -f "$f" ] && { r "DROPIN $f"; base64 < "$f"; r "EOF"; }
+    # The sockets' drop-ins in every unit directory (as systemd: a name in a higher directory hides the same
+    # name below it), so files written but not yet daemon-reloaded are judged too.
+    for u in ssh.socket sshd.socket; do
+      seen=" "
+      for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
+               /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
+        for f in "$d/$u.d"/*.conf; do
+          [ -f "$f" ] || continue
+          case "$seen" in *" ${f##*/} "*) continue;; esac
+          seen="$seen${f##*/} "
+          r "DROPIN $f"; base64 < "$f"; r "EOF"
+        done
+      done
     done
   fi
 elif command -v rc-service >/dev/null 2>&1; then r "INIT openrc"
