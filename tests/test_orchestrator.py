@@ -8,7 +8,6 @@ cannot be made to show. A virtual clock runs the lockout guard's 5 s of retries 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 import pytest
 
@@ -17,24 +16,11 @@ from sshd_setup.apply import INTERRUPTED_BEFORE_CHANGE, RunOptions, hold_host, r
 from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
 from sshd_setup.report import Status
 from sshd_setup.transport import CommandResult, Unreachable
-from tests.fakehost import SETTINGS, SETTINGS_MORE, FakeHost, cut, entry, record
+from tests.fakehost import SETTINGS, SETTINGS_MORE, FakeHost, VirtualClock, cut, entry, guard_restored, record
 
 FIRST_RUN = "20261201T174939Z-423ded"  # the backup the recorded first apply took (records/apply-changed)
 RELOAD_FAILED_RUN = "20261201T174941Z-265b07"  # records/apply-reload-failed
 NO_SHELL = "a new login could not run a shell command"
-
-
-@dataclass
-class VirtualClock:
-    """apply.py's `time`: sleep() advances monotonic() at once."""
-
-    now: float = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +87,15 @@ def test_an_unreachable_host_is_unreachable_and_never_sent_a_script() -> None:
     assert result.status is Status.UNREACHABLE, result
     assert result.reason == "cannot connect to deb1: Connection refused"
     assert host.sent == [] and result.connections == 0
+
+
+def test_a_connection_cut_during_the_facts_is_failed_after_connecting() -> None:
+    host = FakeHost(facts=[cut("EOF")])
+
+    result = run_host(entry(), options(host))
+
+    assert (result.status, result.reason, result.connections) == (Status.FAILED, "connection to deb1 lost: EOF", 1)
+    assert host.closed == 1
 
 
 def test_error_findings_block_the_host_before_any_write() -> None:
@@ -352,10 +347,7 @@ def test_pending_files_with_no_reload_are_unchanged_and_say_so() -> None:
 
 # --- the lockout guard and its rollback ------------------------------------------------------------------
 
-GUARD_RESTORED_EDITED = edited("rollback-restored", "@@BACKUP 20261201T174940Z-003e6e\n", "").replace(
-    "@@LOCK held",
-    "@@LOCK joined",  # the guard's rollback: the same run, no new backup (save=False)
-)
+GUARD_RESTORED_EDITED = guard_restored()
 
 
 def test_a_failed_guard_restores_the_backup_and_a_new_login_works_again() -> None:

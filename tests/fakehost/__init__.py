@@ -47,6 +47,15 @@ def record(name: str) -> str:
     return (RECORDS / f"{name}.out").read_text(encoding="utf-8", errors="surrogateescape")
 
 
+def guard_restored() -> str:
+    """The lockout guard's rollback of the recorded first apply: records/rollback-restored without the backup
+    it took first (the guard's rollback_script has save=False) and with the lock re-entered by the same run."""
+    text = record("rollback-restored")
+    edited = text.replace("@@BACKUP 20261201T174940Z-003e6e\n", "").replace("@@LOCK held", "@@LOCK joined")
+    assert edited.count("\n") == text.count("\n") - 1, "the recorded rollback changed: adapt the edit"
+    return edited
+
+
 def entry(settings: dict[str, object] | None = None, name: str = "deb1") -> HostEntry:
     """The host the records were captured on, as the inventory's entry (desired state from settings)."""
     return replace(host_entry(name, settings or SETTINGS, where=f"host {name}", base_dir=RECORDS), user="root")
@@ -182,6 +191,19 @@ class FakeLogin:
 
     def close(self) -> None:
         return None
+
+
+@dataclass
+class VirtualClock:
+    """Stands in for apply.py's `time`: sleep() advances monotonic() at once (the guard's retries take no time)."""
+
+    now: float = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def cut(step: str) -> Unreachable:
