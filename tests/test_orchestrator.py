@@ -13,10 +13,22 @@ import pytest
 
 from sshd_setup import apply
 from sshd_setup.apply import INTERRUPTED_BEFORE_CHANGE, RunOptions, hold_host, run_host
+from sshd_setup.errors import InputError
+from sshd_setup.gather import parse_facts
 from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
 from sshd_setup.report import Status
 from sshd_setup.transport import CommandResult, Unreachable
-from tests.fakehost import SETTINGS, SETTINGS_MORE, FakeHost, VirtualClock, cut, entry, guard_restored, record
+from tests.fakehost import (
+    SETTINGS,
+    SETTINGS_MORE,
+    FakeHost,
+    VirtualClock,
+    cut,
+    entry,
+    guard_restored,
+    record,
+    with_file,
+)
 
 FIRST_RUN = "20261201T174939Z-423ded"  # the backup the recorded first apply took (records/apply-changed)
 RELOAD_FAILED_RUN = "20261201T174941Z-265b07"  # records/apply-reload-failed
@@ -68,6 +80,27 @@ def test_sudo_asking_for_a_password_fails_the_facts_and_sends_nothing_else() -> 
     assert result.reason.startswith("sudo needs a password on this host")
     assert host.kinds() == ["facts"] and host.new_logins == 0
     assert (result.connections, result.round_trips, host.closed) == (1, 1, 1)
+
+
+def test_a_refused_become_password_and_other_facts_failures_name_the_cause() -> None:
+    refused = FakeHost(facts=[CommandResult(1, "", "Sorry, try again.\nsudo: 3 incorrect password attempts\n")])
+    no_sh = FakeHost(facts=[CommandResult(127, "", "\nbash: line 1: sh: command not found\n")])
+
+    assert run_host(entry(), options(refused)).reason.startswith("sudo refused the become password")
+    assert (
+        run_host(entry(), options(no_sh)).reason
+        == "facts command failed (exit 127): bash: line 1: sh: command not found"
+    )
+
+
+def test_a_surprise_on_one_host_becomes_its_result_not_a_traceback() -> None:
+    bad_config = FakeHost(refuse=InputError("~/.ssh/config line 3", "Bad option"))
+    surprise = FakeHost(facts=[record("facts-fresh")], apply=[RuntimeError("boom")])
+
+    assert run_host(entry(), options(bad_config)).reason == "~/.ssh/config line 3: Bad option"
+    result = run_host(entry(), options(surprise))
+    assert (result.status, result.reason) == (Status.FAILED, "internal error: RuntimeError: boom")
+    assert surprise.closed == 1
 
 
 def test_facts_output_that_is_not_facts_fails_with_the_parser_s_reason() -> None:
@@ -620,6 +653,21 @@ def test_uninstall_of_a_host_sshd_setup_never_touched_is_unchanged() -> None:
     result = uninstall_host(entry(), options(host))
 
     assert (result.status, result.reason) == (Status.UNCHANGED, "sshd-setup has left nothing on this host")
+
+
+def test_uninstall_refuses_an_unreadable_or_damaged_main_file() -> None:
+    unreadable = FakeHost(facts=[with_file(record("facts-rollback"), "/etc/ssh/sshd_config", None)])
+    assert (
+        uninstall_host(entry(), options(unreadable)).reason == "/etc/ssh/sshd_config does not exist or cannot be read"
+    )
+
+    facts = record("facts-rollback")
+    main = parse_facts(facts)[0].files["/etc/ssh/sshd_config"].text or ""
+    damaged_edited = with_file(facts, "/etc/ssh/sshd_config", main.replace("# END sshd-setup managed block", "# E"))
+    damaged = FakeHost(facts=[damaged_edited])
+    result = uninstall_host(entry(), options(damaged))
+    assert result.status is Status.BLOCKED and result.reason.startswith("MANAGED-BLOCK-DAMAGED: /etc/ssh/sshd_config: ")
+    assert damaged.kinds() == ["facts"]
 
 
 def test_uninstall_blocked_by_the_lock_or_failed_and_rolled_back() -> None:

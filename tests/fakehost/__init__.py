@@ -7,6 +7,7 @@ A test queues one answer per script kind and per call, in order; a missing answe
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,6 +55,17 @@ def guard_restored() -> str:
     edited = text.replace("@@BACKUP 20261201T174940Z-003e6e\n", "").replace("@@LOCK held", "@@LOCK joined")
     assert edited.count("\n") == text.count("\n") - 1, "the recorded rollback changed: adapt the edit"
     return edited
+
+
+def with_file(output: str, path: str, text: str | None) -> str:
+    """Facts output with PATH's FILE record (base64, as facts.sh sends it) saying `text`; None: UNREADABLE."""
+    head, found, rest = output.partition(f"@@FILE {path}\n")
+    assert found, f"no FILE record of {path}"
+    tail = rest.split("@@EOF\n", 1)[1]
+    if text is None:
+        return f"{head}@@UNREADABLE {path}\n{tail}"
+    encoded = base64.encodebytes(text.encode("utf-8", "surrogateescape")).decode("ascii")
+    return f"{head}@@FILE {path}\n{encoded}@@EOF\n{tail}"
 
 
 def entry(settings: dict[str, object] | None = None, name: str = "deb1") -> HostEntry:
