@@ -294,8 +294,8 @@ class HeldHost:
             return result
 
         def write() -> None:
-            if self.transport is None:
-                self.transport = connect(self.entry, self.options.connect)
+            if self.transport is None:  # the same route as the assessment's (e.g. the owner's connection)
+                self.transport = _connect(self.entry, self.options)
                 result.connections += 1
             if self.shell is None:
                 self.shell = self.transport.shell()

@@ -19,6 +19,7 @@ from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.report import Status
 from sshd_setup.transport import CommandResult, Unreachable
+from tests.fakehost import VirtualClock, guard_restored, kind_of, record
 from tests.helpers import CA_KEY
 
 TMP_IS_WORLD_WRITABLE = frozenset({"UNSAFE-PERMISSIONS"})  # the test's files live under /tmp
@@ -66,7 +67,7 @@ def test_arguments_override_the_variable_per_key_with_the_cli_s_checks(tmp_path:
 
 
 class ScriptedHost:
-    """Facts from this machine's real sh; the apply and restore scripts answered as a host would."""
+    """Facts from this machine's real sh; the apply and restore scripts answered with a real host's records."""
 
     def __init__(self, apply_answer: str) -> None:
         self.apply_answer = apply_answer
@@ -74,10 +75,10 @@ class ScriptedHost:
 
     def execute(self, script: str) -> CommandResult:
         self.sent.append(script)
-        if "\nrun_apply\n" in script:
+        if kind_of(script) == "apply":
             return CommandResult(0, self.apply_answer, "")
-        if "\nrollback_to " in script:
-            return CommandResult(0, "@@RESTORED\n@@END\n", "")
+        if kind_of(script) == "rollback":
+            return CommandResult(0, guard_restored(), "")
         proc = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -130,19 +131,19 @@ def test_dry_run_over_the_owner_s_connection_sends_only_the_facts_script(tmp_pat
 def test_failed_guard_on_new_logins_restores_over_the_owner_s_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(apply, "GUARD_SECONDS", 0.5)
-    host = ScriptedHost("@@BACKUP 20261201T000000Z\n@@SEEN pidfile\n@@END\n")
+    monkeypatch.setattr(apply, "time", VirtualClock())  # the guard's 5 s of retries, at once
+    host = ScriptedHost(record("apply-changed"))
     login = Login([False] * 100)
     options = RunOptions(allow=TMP_IS_WORLD_WRITABLE, transports=Delegated(ScriptTransport(host.execute), login))
 
     result = run_host(entry_for(tmp_path), options)
 
     assert result.status is Status.FAILED, result  # the re-check after the restore failed too
-    assert "rollback of 20261201T000000Z did not help" in result.reason
-    assert "\nrollback_to 20261201T000000Z 0\n" in host.sent[-1]  # 0: the guard does not save again
+    assert "rollback of 20261201T174939Z-423ded did not help" in result.reason
+    assert "\nrollback_to 20261201T174939Z-423ded 0\n" in host.sent[-1]  # 0: the guard does not save again
     assert login.opened >= 2  # every attempt is a NEW login, none is the session's connection
 
-    host = ScriptedHost("@@BACKUP 20261201T000000Z\n@@SEEN pidfile\n@@END\n")
+    host = ScriptedHost(record("apply-changed"))
     guard_fails_first = RunOptions(
         allow=TMP_IS_WORLD_WRITABLE,
         transports=Delegated(ScriptTransport(host.execute), _first_guard_fails(host)),
@@ -151,7 +152,7 @@ def test_failed_guard_on_new_logins_restores_over_the_owner_s_connection(
     result = run_host(entry_for(tmp_path), guard_fails_first)
 
     assert result.status is Status.ROLLED_BACK, result
-    assert "restored 20261201T000000Z and sshd answers again" in result.reason
+    assert "restored 20261201T174939Z-423ded and sshd answers again" in result.reason
 
 
 def _first_guard_fails(host: ScriptedHost):  # type: ignore[no-untyped-def]
