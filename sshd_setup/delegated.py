@@ -19,7 +19,7 @@ from typing import Any
 from sshd_setup.core.desired import build_desired, check_settings_fragment
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import SETTINGS_VAR, HostEntry
-from sshd_setup.transport import CommandResult, ConnectOptions, Unreachable
+from sshd_setup.transport import CommandResult, ConnectOptions, SeparateScripts, Unreachable
 
 REMOTE_SHELL = "sh -s"
 """What runs each script: a POSIX sh reading it from standard input (the owner adds sudo for become)."""
@@ -46,22 +46,8 @@ class ScriptTransport:
     def probe(self) -> bool:
         return self.run_script("exit 0").ok
 
-    def shell(self) -> _SeparateScripts:
-        return _SeparateScripts(self)
-
-    def close(self) -> None:
-        return None
-
-
-class _SeparateScripts:
-    def __init__(self, owner: ScriptTransport) -> None:
-        self._owner = owner
-
-    def run(self, script: str) -> CommandResult:
-        return self._owner.run_script(script)
-
-    def finish(self, script: str = "") -> CommandResult:
-        return self._owner.run_script(script) if script else CommandResult(0, "", "")
+    def shell(self) -> SeparateScripts:
+        return SeparateScripts(self)
 
     def close(self) -> None:
         return None

@@ -299,10 +299,14 @@ class SshShell:
         self._channel.close()
 
 
-class _SeparateScripts:
-    """Shell for the local connection: each script its own process."""
+class RunsScripts(Protocol):
+    def run_script(self, script: str, timeout: float | None = None) -> CommandResult: ...
 
-    def __init__(self, owner: LocalTransport) -> None:
+
+class SeparateScripts:
+    """A Shell over a connection that runs each script on its own (the local one, another owner's)."""
+
+    def __init__(self, owner: RunsScripts) -> None:
         self._owner = owner
 
     def run(self, script: str) -> CommandResult:
@@ -334,8 +338,8 @@ class LocalTransport:
         self.round_trips += 1
         return True
 
-    def shell(self) -> _SeparateScripts:
-        return _SeparateScripts(self)
+    def shell(self) -> SeparateScripts:
+        return SeparateScripts(self)
 
     def run_script(self, script: str, timeout: float | None = None) -> CommandResult:
         password = become_password(self.entry, self.options)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sshd_setup.delegated import host_entry
 from sshd_setup.inventory import HostEntry
-from sshd_setup.transport import CommandResult, ConnectOptions, Unreachable
+from sshd_setup.transport import CommandResult, ConnectOptions, SeparateScripts, Unreachable
 from tests.helpers import CA_KEY
 
 RECORDS = Path(__file__).parent / "records"
@@ -166,25 +166,11 @@ class FakeTransport:
         self.round_trips += 1
         return True
 
-    def shell(self) -> FakeShell:
-        return FakeShell(self)
+    def shell(self) -> SeparateScripts:
+        return SeparateScripts(self)  # as the owner's connection of sshd_setup/delegated.py: a script each
 
     def close(self) -> None:
         self.host.closed += 1
-
-
-class FakeShell:
-    def __init__(self, owner: FakeTransport) -> None:
-        self._owner = owner
-
-    def run(self, script: str) -> CommandResult:
-        return self._owner.run_script(script)
-
-    def finish(self, script: str = "") -> CommandResult:
-        return self._owner.run_script(script) if script else CommandResult(0, "", "")
-
-    def close(self) -> None:
-        return None
 
 
 @dataclass
