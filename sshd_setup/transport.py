@@ -346,22 +346,26 @@ class LocalTransport:
         command = _shell_command(self.entry.become and os.geteuid() != 0, password, None)
         self.round_trips += 1
         limit = timeout or self.options.command_timeout
+        # Its own process group: a timeout kills the script AND what it started (a child holding the pipes
+        # would otherwise keep communicate() waiting past the timeout).
         with subprocess.Popen(
-            shlex.split(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            shlex.split(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         ) as proc:
             head, head_err = b"", b""
             if password is not None and command != "sh -s":  # only when sudo prompts (sshd_setup.become)
                 try:
                     head, head_err = become.await_root_shell(become.ProcessStreams(proc), password, limit)
                 except become.BecomeError as exc:
-                    proc.kill()
-                    proc.communicate()
+                    _kill_group(proc)
                     return CommandResult(1, "", str(exc))
             try:
                 stdout, stderr = proc.communicate(script.encode("utf-8", "surrogateescape"), timeout=limit)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+                _kill_group(proc)
                 raise Unreachable(f"local command did not finish within {limit:.0f}s") from None
         return CommandResult(
             proc.returncode,
@@ -371,6 +375,15 @@ class LocalTransport:
 
     def close(self) -> None:
         return None
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import contextlib
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def connect(entry: HostEntry, options: ConnectOptions, dial: Dial | None = None) -> SshTransport | LocalTransport:

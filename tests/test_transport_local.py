@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,31 @@ def test_each_script_of_a_local_shell_is_its_own_sh_with_its_exit_status() -> No
 
 def test_a_local_script_past_its_timeout_is_unreachable() -> None:
     with pytest.raises(Unreachable, match="did not finish within 0s"):
-        local().run_script("exec sleep 5\n", timeout=0.2)  # exec: no child holds the pipes
+        local().run_script("exec sleep 5\n", timeout=0.2)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child is reaped by its new parent a moment later)."""
+    try:
+        return ") Z " not in Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_timeout_also_ends_what_the_script_started(tmp_path: Path) -> None:
+    """A child holding the output pipes must not keep the run waiting past the timeout, nor outlive it."""
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match="did not finish within 0s"):
+        local().run_script(f"sleep 60 & echo $! > {pid_file}; wait\n", timeout=0.2)
+    assert time.monotonic() - started < 30  # not the child's 60 s: it was killed with the script
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
 
 
 @pytest.mark.parametrize(
