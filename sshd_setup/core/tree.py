@@ -175,7 +175,7 @@ class ConfigTree:
         """The directive that decides keyword's value for conn (None = start-up), or None for default.
 
         First value wins, as in OpenSSH >= 9.4. Older sshd (bz3574) lets the LAST AuthorizedPrincipalsCommand
-        win until an AuthorizedKeysCommand is read; core/findings.py models that per version.
+        win until an AuthorizedKeysCommand is read; core/precedence.py models that per version.
         """
         if conn is not None:
             for d in self.placed(keyword):

@@ -1,0 +1,114 @@
+"""Which directive decides a keyword's value: at start-up, or for logins as a user with unknown criteria."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sshd_setup.core.matching import Connection, MatchCondition, match_pattern_list
+from sshd_setup.core.tree import ConfigTree, Placed
+
+
+def _status(conditions: Iterable[MatchCondition], user: str, groups: frozenset[str] | None) -> tuple[str, list[str]]:
+    """Does a directive under these conditions apply to logins as `user`? ('yes'|'no'|'maybe', unknowns)."""
+    unknown: list[str] = []
+    for condition in conditions:
+        if condition.error:
+            return "no", []
+        if condition.is_all:
+            continue
+        for criterion, patterns in condition.criteria:
+            if criterion == "user":
+                if match_pattern_list(user, patterns) != 1:
+                    return "no", []
+            elif criterion == "group":
+                if groups is None:
+                    unknown.append(f"Group {patterns} (the user's groups are not known)")
+                elif not MatchCondition((("group", patterns),)).evaluate(Connection(user, groups=groups)):
+                    return "no", []
+            elif criterion == "invalid-user":
+                return "no", []
+            else:
+                unknown.append(f"{criterion.capitalize()} {patterns}".strip())
+    return ("maybe", unknown) if unknown else ("yes", [])
+
+
+def applies_at_startup(d: Placed) -> bool:
+    return all(c.evaluate(None) for c in d.conditions)
+
+
+@dataclass(frozen=True)
+class Decision:
+    winner: Placed | None
+    """The directive that decides the value, or None for sshd's default."""
+    maybes: tuple[tuple[Placed, tuple[str, ...]], ...] = ()
+    """Match directives that would decide instead for some connections (the criteria they depend on)."""
+    blocker: Placed | None = None
+    """OpenSSH < 9.4: the AuthorizedKeysCommand after which AuthorizedPrincipalsCommand lines are ignored."""
+
+
+def _pass(candidates: list[Placed], active: Callable[[Placed], tuple[str, list[str]]], legacy_apc: bool) -> Decision:
+    """One parsing pass of sshd over the candidates, with `active` saying which lines apply."""
+    maybes: list[tuple[int, Placed, tuple[str, ...]]] = []
+    if not legacy_apc:
+        for index, d in enumerate(candidates):
+            status, unknown = active(d)
+            if status == "yes":
+                return Decision(d, tuple((m, u) for _, m, u in maybes))
+            if status == "maybe":
+                maybes.append((index, d, tuple(unknown)))
+        return Decision(None, tuple((m, u) for _, m, u in maybes))
+    winner: tuple[int, Placed] | None = None
+    blocker: Placed | None = None
+    for index, d in enumerate(candidates):
+        status, unknown = active(d)
+        if status == "no":
+            continue
+        if d.keyword == "authorizedkeyscommand":
+            if status == "yes" and blocker is None:
+                blocker = d
+            continue
+        if blocker is not None:
+            continue
+        if status == "yes":
+            winner = (index, d)
+        else:
+            maybes.append((index, d, tuple(unknown)))
+    later = [(m, u) for index, m, u in maybes if winner is None or index > winner[0]]
+    return Decision(winner[1] if winner else None, tuple(later), blocker)
+
+
+def decide(
+    tree: ConfigTree,
+    keywords: Iterable[str],
+    user: str | None,
+    groups: frozenset[str] | None = None,
+    *,
+    legacy: bool = False,
+) -> Decision:
+    """Which directive decides keywords' value at start-up (user None) or for logins as `user`.
+
+    At start-up only global lines and `Match all` apply. For a user sshd parses again with only the
+    matching Match blocks active; a value found there overrides the start-up one. First value wins, except
+    AuthorizedPrincipalsCommand when legacy (OpenSSH < 9.4, see APC_FIRST_WINS).
+    """
+    wanted = set(keywords)
+    legacy_apc = legacy and "authorizedprincipalscommand" in wanted
+    if legacy_apc:
+        wanted.add("authorizedkeyscommand")
+    candidates = [d for d in tree.directives if d.keyword in wanted]
+
+    def at_startup(d: Placed) -> tuple[str, list[str]]:
+        return ("yes" if applies_at_startup(d) else "no"), []
+
+    startup = _pass(candidates, at_startup, legacy_apc)
+    if user is None:
+        return startup
+
+    def for_user(d: Placed) -> tuple[str, list[str]]:
+        return _status(d.conditions, user, groups) if d.conditions else ("no", [])
+
+    connection = _pass(candidates, for_user, legacy_apc)
+    if connection.winner is not None:
+        return connection
+    return Decision(startup.winner, connection.maybes, connection.blocker or startup.blocker)
