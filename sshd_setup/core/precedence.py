@@ -1,12 +1,23 @@
-"""Which directive decides a keyword's value: at start-up, or for logins as a user with unknown criteria."""
+"""The one precedence engine: which directive decides a keyword's value, as sshd's two parsing passes do.
+
+sshd reads its configuration at start-up (global lines and `Match all`), then again for each connection
+with only the matching Match blocks active; a value set in that pass overrides the start-up one. First
+value wins, except AuthorizedPrincipalsCommand on OpenSSH < 9.4 (bz3574, see openssh.APC_FIRST_WINS).
+Who asks: None (start-up), a concrete Connection (as `sshd -T -C`), or a user name whose other Match
+criteria (host, address, ports; groups unless given) are unknown, which makes such lines 'maybe'.
+ConfigTree.effective and every check in core/findings/ use decide().
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sshd_setup.core.matching import Connection, MatchCondition, match_pattern_list
-from sshd_setup.core.tree import ConfigTree, Placed
+
+if TYPE_CHECKING:
+    from sshd_setup.core.tree import ConfigTree, Placed
 
 
 def _status(conditions: Iterable[MatchCondition], user: str, groups: frozenset[str] | None) -> tuple[str, list[str]]:
@@ -81,14 +92,15 @@ def _pass(candidates: list[Placed], active: Callable[[Placed], tuple[str, list[s
 def decide(
     tree: ConfigTree,
     keywords: Iterable[str],
-    user: str | None,
+    who: str | Connection | None,
     groups: frozenset[str] | None = None,
     *,
     legacy: bool = False,
 ) -> Decision:
-    """Which directive decides keywords' value at start-up (user None) or for logins as `user`.
+    """Which directive decides keywords' value at start-up (who None), for a concrete connection, or for
+    logins as the user named `who` (with `groups` when known).
 
-    At start-up only global lines and `Match all` apply. For a user sshd parses again with only the
+    At start-up only global lines and `Match all` apply. For a connection sshd parses again with only the
     matching Match blocks active; a value found there overrides the start-up one. First value wins, except
     AuthorizedPrincipalsCommand when legacy (OpenSSH < 9.4, see APC_FIRST_WINS).
     """
@@ -102,11 +114,16 @@ def decide(
         return ("yes" if applies_at_startup(d) else "no"), []
 
     startup = _pass(candidates, at_startup, legacy_apc)
-    if user is None:
+    if who is None:
         return startup
+    conn, user = (who, "") if isinstance(who, Connection) else (None, who)
 
     def for_user(d: Placed) -> tuple[str, list[str]]:
-        return _status(d.conditions, user, groups) if d.conditions else ("no", [])
+        if not d.conditions:
+            return "no", []
+        if conn is not None:
+            return ("yes" if all(c.evaluate(conn) for c in d.conditions) else "no"), []
+        return _status(d.conditions, user, groups)
 
     connection = _pass(candidates, for_user, legacy_apc)
     if connection.winner is not None:
