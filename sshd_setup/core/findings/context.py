@@ -6,12 +6,13 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sshd_setup.core.blocks import block_spans
 from sshd_setup.core.config import ConfigFile
 from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG, Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.openssh import APC_FIRST_WINS, CANONICAL, YES_NO_KEYWORDS
-from sshd_setup.core.plan import BEGIN, END, VENDOR_SSHD_CONFIG, Plan
+from sshd_setup.core.plan import VENDOR_SSHD_CONFIG, Plan
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file, parse_public_key
 from sshd_setup.core.tree import ConfigTree, Placed, SnapshotEntry, SnapshotSource, load_tree
 
@@ -103,22 +104,8 @@ def build_context(desired: Desired | None, facts: HostFacts, plan: Plan | None, 
     return ctx
 
 
-def _spans(config: ConfigFile) -> list[tuple[str, int, int]]:
-    """(block name, BEGIN line, END line) of well-formed managed blocks."""
-    spans: list[tuple[str, int, int]] = []
-    current: tuple[str, int] | None = None
-    for number, line in enumerate(config.lines, start=1):
-        stripped = line.raw.strip()
-        if stripped.startswith(BEGIN):
-            current = (stripped[len(BEGIN) :].lstrip(": ").strip(), number)
-        elif stripped.startswith(END) and current is not None:
-            spans.append((current[0], current[1], number))
-            current = None
-    return spans
-
-
 def _outside_lines(config: ConfigFile) -> list[int]:
-    inside = {n for _, start, end in _spans(config) for n in range(start, end + 1)}
+    inside = {n for _, start, end in block_spans(config) for n in range(start, end + 1)}
     return [n for n in range(1, len(config.lines) + 1) if n not in inside]
 
 
@@ -126,7 +113,7 @@ def _managed_locations(tree: ConfigTree) -> frozenset[tuple[str, int]]:
     config = tree.files.get(tree.main_path)
     if config is None:
         return frozenset()
-    return frozenset((tree.main_path, n) for _, start, end in _spans(config) for n in range(start, end + 1))
+    return frozenset((tree.main_path, n) for _, start, end in block_spans(config) for n in range(start, end + 1))
 
 
 def _our_match_users(tree: ConfigTree, ours: frozenset[tuple[str, int]]) -> list[str]:

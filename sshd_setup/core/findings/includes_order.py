@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from sshd_setup.core.blocks import TOP_NAME, block_spans
 from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG
 from sshd_setup.core.finding import Finding
-from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _name, _quote, _spans
+from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _name, _quote
 from sshd_setup.core.openssh import MATCH_KEYWORDS, MATCH_KEYWORDS_SINCE, WATCHED_KEYWORDS
-from sshd_setup.core.plan import TOP_NAME, VENDOR_SSHD_CONFIG
+from sshd_setup.core.plan import VENDOR_SSHD_CONFIG
 from sshd_setup.core.precedence import applies_at_startup
 
 
@@ -161,7 +162,7 @@ def _check_block_position(ctx: Context) -> list[Finding]:
     if config is None:
         return []
     out: list[Finding] = []
-    for name, start, _end in _spans(config):
+    for name, start, _end in block_spans(config):
         if name != TOP_NAME:
             continue
         above = [d for d in ctx.before.directives if d.path == config.path and d.lineno < start]
