@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sshd_setup.core.matching import Connection, MatchCondition, match_pattern_list
+from sshd_setup.core.matching import Connection, MatchCondition
 
 if TYPE_CHECKING:
     from sshd_setup.core.tree import ConfigTree, Placed
@@ -24,23 +24,10 @@ def _status(conditions: Iterable[MatchCondition], user: str, groups: frozenset[s
     """Does a directive under these conditions apply to logins as `user`? ('yes'|'no'|'maybe', unknowns)."""
     unknown: list[str] = []
     for condition in conditions:
-        if condition.error:
+        status, missing = condition.applies_to(user, groups)
+        if status == "no":
             return "no", []
-        if condition.is_all:
-            continue
-        for criterion, patterns in condition.criteria:
-            if criterion == "user":
-                if match_pattern_list(user, patterns) != 1:
-                    return "no", []
-            elif criterion == "group":
-                if groups is None:
-                    unknown.append(f"Group {patterns} (the user's groups are not known)")
-                elif not MatchCondition((("group", patterns),)).evaluate(Connection(user, groups=groups)):
-                    return "no", []
-            elif criterion == "invalid-user":
-                return "no", []
-            else:
-                unknown.append(f"{criterion.capitalize()} {patterns}".strip())
+        unknown.extend(missing)
     return ("maybe", unknown) if unknown else ("yes", [])
 
 
