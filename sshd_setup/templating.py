@@ -7,6 +7,8 @@ from pathlib import Path
 
 import jinja2
 
+from sshd_setup.core.blocks import TEMPLATE_MARKERS
+
 
 def templates_dir() -> Path:
     packaged = Path(__file__).parent / "templates"
@@ -17,7 +19,7 @@ def templates_dir() -> Path:
 
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -25,3 +27,5 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.globals.update(TEMPLATE_MARKERS)
+    return env

@@ -7,17 +7,19 @@ tree, which is bind-mounted over /etc/ssh in a private mount namespace for sshd 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sshd_setup.core.matching import Connection
+from sshd_setup.core.openssh import APC_FIRST_WINS
 from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND
 from sshd_setup.core.tree import load_tree
 from sshd_setup.localfs import LocalRoot
 from tests.helpers import CONFIGS, DEBIAN_PACKAGED_DEFAULT, apply_plan_to_dir, desired_from, plan_dir
-from tests.sshd_oracle import make_host_keys, require_oracle, sshd_effective, sshd_test
+from tests.precedence_cases import CASES, Case, assert_engine_agrees, engine_value, expected, logins, parse_version
+from tests.sshd_oracle import SSHD, make_host_keys, require_oracle, sshd_effective, sshd_test
 
 pytestmark = pytest.mark.oracle
 
@@ -106,38 +108,43 @@ def test_planned_tree_is_accepted_by_sshd(config: str, mode: str, tmp_path: Path
         assert unmapped.values()[keyword] == before["alice"].values()[keyword], keyword
 
 
+@pytest.fixture(scope="session")
+def sshd_version() -> tuple[int, int]:
+    require_oracle()
+    proc = subprocess.run([SSHD, "-V"], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    return parse_version(proc.stderr + proc.stdout)
+
+
 @pytest.mark.parametrize("config", CONFIG_TREES)
-def test_engine_agrees_with_sshd_on_effective_values(config: str, tmp_path: Path, host_keys: Path) -> None:
-    """Our own Include/Match evaluation gives the values sshd -T prints, before and after planning."""
+def test_engine_agrees_with_sshd_on_effective_values(
+    config: str, tmp_path: Path, host_keys: Path, sshd_version: tuple[int, int]
+) -> None:
+    """core/precedence.py, the engine the findings use, gives the values sshd -T prints for every mapped user
+    (and one unmapped), before and after planning; with the user alone (other criteria unknown) it either
+    names sshd's line or lists it among the lines that may decide."""
     build_tree(config, tmp_path, host_keys)
-    keywords = (
-        "pubkeyauthentication",
-        "trustedusercakeys",
-        "passwordauthentication",
-        "permitrootlogin",
-        *PRINCIPAL_KEYWORDS,
-        "forcecommand",
-        "chrootdirectory",
-    )
+    legacy = sshd_version < APC_FIRST_WINS
+    desired = desired_from(MODES["everything"])
+    compared = 0
     for stage in ("before", "after"):
         if stage == "after":
-            apply_plan_to_dir(plan_dir(desired_from(MODES["everything"]), tmp_path), tmp_path)
+            apply_plan_to_dir(plan_dir(desired, tmp_path), tmp_path)
         tree = load_tree(LocalRoot(tmp_path))
-        for user, addr in (("alice", "192.0.2.1"), ("johndoe", "192.0.2.1"), ("vmuser", "10.1.2.3")):
+        for user, addr in logins(desired):
             sshd = sshd_effective(tmp_path, user, addr)
             assert sshd.ok, sshd.stderr
-            conn = Connection(user=user, host="h", addr=addr)
-            for keyword in keywords:
-                ours = tree.effective(keyword, conn)
-                if ours is None:
-                    continue  # default value: sshd prints its built-in default, which we do not model
-                assert sshd.value(keyword) == _as_sshd_prints(keyword, ours.line.value), (
-                    f"{stage} {user} {keyword} ({ours.where})"
-                )
+            compared += assert_engine_agrees(tree, user, addr, sshd, legacy=legacy, stage=stage)
+    assert compared > 0
 
 
-def _as_sshd_prints(keyword: str, value: str) -> str:
-    """sshd -T lower-cases yes/no style values and prints some aliases under their canonical name."""
-    if keyword in ("pubkeyauthentication", "passwordauthentication", "permitrootlogin"):
-        value = value.lower()
-    return {"prohibit-password": "without-password"}.get(value, value)
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_principals_command_rule_agrees_with_sshd(
+    case: Case, tmp_path: Path, host_keys: Path, sshd_version: tuple[int, int]
+) -> None:
+    """bz3574: which AuthorizedPrincipalsCommand line wins, per version, is what this sshd prints."""
+    shutil.copytree(host_keys, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "etc" / "ssh" / "sshd_config").write_text(case.config)
+    sshd = sshd_effective(tmp_path, case.user)
+    assert sshd.ok, sshd.stderr
+    assert sshd.value("authorizedprincipalscommand") == expected(case, sshd_version)
+    assert engine_value(case, sshd_version) == expected(case, sshd_version)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sshd_setup.core.plan import BEGIN, END
+from sshd_setup.core.blocks import BEGIN, END
 from tests.helpers import DEBIAN_PACKAGED_DEFAULT, desired_from, plan_texts
 
 MAIN = "/etc/ssh/sshd_config"

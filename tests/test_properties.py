@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sshd_setup.core.blocks import BEGIN, strip_managed_blocks
 from sshd_setup.core.config import parse
-from sshd_setup.core.plan import BEGIN, strip_managed_blocks
 from tests.helpers import desired_from, plan_texts
 
 MAIN = "/etc/ssh/sshd_config"

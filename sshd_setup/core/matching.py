@@ -45,6 +45,29 @@ class MatchCondition:
             return False
         return all(_criterion_matches(criterion, patterns, conn) for criterion, patterns in self.criteria)
 
+    def applies_to(self, user: str, groups: frozenset[str] | None) -> tuple[str, tuple[str, ...]]:
+        """For logins as `user` (groups None: not known), every other criterion unknown: 'yes', 'no' or
+        'maybe', with the criteria it depends on."""
+        if self.error:
+            return "no", ()
+        if self.is_all:
+            return "yes", ()
+        unknown: list[str] = []
+        for criterion, patterns in self.criteria:
+            if criterion == "user":
+                if not _criterion_matches(criterion, patterns, Connection(user)):
+                    return "no", ()
+            elif criterion == "group":
+                if groups is None:
+                    unknown.append(f"Group {patterns} (the user's groups are not known)")
+                elif not _criterion_matches(criterion, patterns, Connection(user, groups=groups)):
+                    return "no", ()
+            elif criterion == "invalid-user":
+                return "no", ()
+            else:
+                unknown.append(f"{criterion.capitalize()} {patterns}".strip())
+        return ("maybe", tuple(unknown)) if unknown else ("yes", ())
+
     def __str__(self) -> str:
         return "Match " + " ".join(f"{c} {p}".strip() for c, p in self.criteria)
 

@@ -8,11 +8,12 @@ changes nothing.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jinja2
 
-from sshd_setup.core.config import ConfigFile, parse
+from sshd_setup.core.blocks import MATCH_NAME, TOP_NAME, ManagedBlocks, strip_managed_blocks
+from sshd_setup.core.config import parse
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.pathpolicy import existing_ca_file_problem, is_our_principals_file, managed_file_problem
@@ -23,11 +24,6 @@ from sshd_setup.core.tree import FileSource, SourceMissing, SourceUnreadable, lo
 # a trusted CA (with at least one principal) is admitted. Tokens are expanded by sshd without quoting.
 ALL_PRINCIPALS_COMMAND = "/bin/bash -c \"echo '%t %k' | ssh-keygen -L -f - | grep -A1 Principals\""
 VENDOR_SSHD_CONFIG = "/usr/etc/ssh/sshd_config"
-
-BEGIN = "# BEGIN sshd-setup managed block"
-END = "# END sshd-setup managed block"
-TOP_NAME = "gateway CA"
-MATCH_NAME = "principal mappings"
 
 
 @dataclass(frozen=True)
@@ -77,58 +73,13 @@ class Plan:
         return f"every managed file already matches the inventory ({len(self.files)} checked)"
 
 
-@dataclass
-class _Blocks:
-    body: list[str] = field(default_factory=list)
-    """The file's lines with our managed blocks taken out."""
-    found: dict[str, str] = field(default_factory=dict)
-    """Managed block name -> its current text."""
-    problem: str = ""
-    problem_line: int = 0
-
-
-def strip_managed_blocks(config: ConfigFile) -> _Blocks:
-    """Take our managed blocks out of a file; report damaged markers instead of guessing."""
-    result = _Blocks()
-    current: str | None = None
-    current_start = 0
-    collected: list[str] = []
-    for number, line in enumerate(config.lines, start=1):
-        stripped = line.raw.strip()
-        if stripped.startswith(BEGIN):
-            if current is not None:
-                return _Blocks(problem="a managed block starts inside another one", problem_line=number)
-            current = stripped[len(BEGIN) :].lstrip(": ").strip()
-            current_start = number
-            collected = [line.raw]
-            continue
-        if stripped.startswith(END):
-            name = stripped[len(END) :].lstrip(": ").strip()
-            if current is None:
-                return _Blocks(problem="a managed block ends without having begun", problem_line=number)
-            if name != current:
-                return _Blocks(problem=f"block {current!r} ends as {name!r}", problem_line=number)
-            if name in result.found:
-                return _Blocks(problem=f"managed block {name!r} appears twice", problem_line=current_start)
-            result.found[name] = "".join([*collected, line.raw])
-            current = None
-            continue
-        if current is not None:
-            collected.append(line.raw)
-        else:
-            result.body.append(line.raw)
-    if current is not None:
-        return _Blocks(problem=f"managed block {current!r} has no END marker", problem_line=current_start)
-    return result
-
-
 def _with_newline(text: str, newline: str) -> str:
     return text.replace("\n", newline) if newline != "\n" else text
 
 
 def render_main(
     env: jinja2.Environment, desired: Desired, current: str | None, *, include_vendor: bool = False
-) -> tuple[str | None, str, _Blocks]:
+) -> tuple[str | None, str, ManagedBlocks]:
     """Return (new text or None when the markers are damaged, reason, blocks found)."""
     config = parse(current or "", desired.sshd_config)
     blocks = strip_managed_blocks(config)
@@ -156,7 +107,7 @@ def render_main(
     return new, _main_reason(blocks, top, bottom if desired.mappings else None, current is None, moved), blocks
 
 
-def _main_reason(blocks: _Blocks, top: str, bottom: str | None, creating: bool, moved: bool = False) -> str:
+def _main_reason(blocks: ManagedBlocks, top: str, bottom: str | None, creating: bool, moved: bool = False) -> str:
     if creating:
         return "create: sshd_config with the gateway CA block and the principal mappings"
     parts: list[str] = []

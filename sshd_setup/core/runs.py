@@ -80,7 +80,7 @@ class HostBackups:
 
 def _body(text: str) -> list[str]:
     """sshd_config's lines outside our managed blocks, the last one ending in a newline (as apply writes)."""
-    from sshd_setup.core.plan import strip_managed_blocks
+    from sshd_setup.core.blocks import strip_managed_blocks
 
     config = parse(text, "sshd_config")
     blocks = strip_managed_blocks(config)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sshd_setup.core.config import ConfigFile, Line, parse
 from sshd_setup.core.matching import Connection, MatchCondition, parse_match
+from sshd_setup.core.precedence import decide
 
 SSH_DIR = "/etc/ssh"
 MAX_INCLUDE_DEPTH = 16  # sshd's SERVCONF_MAX_DEPTH
@@ -171,18 +172,13 @@ class ConfigTree:
         """Directives for keyword that apply at start-up, in order (first wins for single-valued)."""
         return [d for d in self.placed(keyword) if all(c.evaluate(None) for c in d.conditions)]
 
-    def effective(self, keyword: str, conn: Connection | None = None) -> Placed | None:
+    def effective(self, keyword: str, conn: Connection | None = None, *, legacy: bool = False) -> Placed | None:
         """The directive that decides keyword's value for conn (None = start-up), or None for default.
 
-        First value wins, as in OpenSSH >= 9.4. Older sshd (bz3574) lets the LAST AuthorizedPrincipalsCommand
-        win until an AuthorizedKeysCommand is read; core/findings.py models that per version.
+        core/precedence.py decides; legacy: OpenSSH < 9.4, where the LAST AuthorizedPrincipalsCommand wins
+        until an AuthorizedKeysCommand is read (bz3574).
         """
-        if conn is not None:
-            for d in self.placed(keyword):
-                if d.conditions and all(c.evaluate(conn) for c in d.conditions):
-                    return d
-        values = self.global_values(keyword)
-        return values[0] if values else None
+        return decide(self, (keyword,), conn, legacy=legacy).winner
 
     def effective_value(self, keyword: str, conn: Connection | None = None, default: str = "none") -> str:
         found = self.effective(keyword, conn)

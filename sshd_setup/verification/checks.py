@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sshd_setup.core.blocks import MATCH_BEGIN, MATCH_END, MATCH_NAME, TOP_BEGIN, TOP_NAME, strip_managed_blocks
 from sshd_setup.core.config import parse
 from sshd_setup.core.desired import Desired, Mapping
-from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND, BEGIN, END, MATCH_NAME, TOP_NAME, strip_managed_blocks
+from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_public_key
 from sshd_setup.templating import environment
 
-TOP_BEGIN = f"{BEGIN}: {TOP_NAME}"
-TOP_END = f"{END}: {TOP_NAME}"
-MATCH_BEGIN = f"{BEGIN}: {MATCH_NAME}"
-MATCH_END = f"{END}: {MATCH_NAME}"
 KEPT_HEADER = "# Kept from "
 """ca_keys.j2 writes this comment above the keys kept from a foreign TrustedUserCAKeys file (merge)."""
 
