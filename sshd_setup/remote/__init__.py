@@ -1,8 +1,7 @@
-"""Shell scripts that run on hosts (POSIX sh), loaded as package data."""
+"""Shell scripts that run on hosts (POSIX sh), loaded as package data; protocol.py reads what they print."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from importlib.resources import files
 
 from sshd_setup.core.service import ServicePlan
@@ -10,28 +9,6 @@ from sshd_setup.core.service import ServicePlan
 
 def script(name: str) -> str:
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def iter_records(output: str, blocks: frozenset[str]) -> Iterator[tuple[str, str, str]]:
-    """(kind, rest, block) for each `@@KIND rest` line of a remote script's output.
-
-    KINDs in `blocks` are followed by base64 lines up to `@@EOF`; block is that base64 text ('' otherwise).
-    """
-    lines = output.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("@@"):
-            continue
-        kind, _, rest = line[2:].partition(" ")
-        body: list[str] = []
-        if kind in blocks:
-            while i < len(lines) and lines[i] != "@@EOF":
-                body.append(lines[i])
-                i += 1
-            i += 1
-        yield kind, rest, "".join(body)
 
 
 FileMode = tuple[int, str, str]
