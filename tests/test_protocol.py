@@ -75,3 +75,27 @@ def test_facts_output_holds_the_facts_and_the_backups() -> None:
     assert output.facts.init == "systemd" and "/etc/ssh" in output.facts.dirs
     assert output.backup_names == ["20261201T100000Z-aaaaaa"]
     assert output.backups.names == ["20261201T100000Z-aaaaaa"] and output.backups.runs[0].first
+
+
+def test_apply_and_rollback_scripts_set_the_same_header_variables() -> None:
+    """apply.sh and state.sh read one set of variables: every script sets them all, quoted, before the code."""
+    import shlex
+
+    from sshd_setup.core.service import ServicePlan
+    from sshd_setup.remote import apply_script, rollback_script
+
+    service = ServicePlan(
+        "systemd", "ssh", "systemctl reload ssh", "systemctl is-active -q ssh", "systemctl start ssh", ""
+    )
+    common = {"run_id": "20261201T100000Z-aaaaaa", "reload": True, "service": service, "main": "/etc/ssh/it's"}
+    applied = apply_script(keep=5, directories=(), files=[("/etc/ssh/ca.pub", "key\n", None)], **common)
+    rolled = rollback_script(backup="20261201T090000Z-bbbbbb", **common)
+
+    def header(text: str) -> dict[str, str]:
+        lines = text.split("\n# Apply staged files", 1)[0].splitlines()
+        return dict(line.split("=", 1) for line in lines)
+
+    assert header(applied).keys() == header(rolled).keys() >= {"RUN", "KIND", "KEEP", "MAIN", "PIDFILE", "TEST_HOOK"}
+    assert header(rolled)["KIND"] == "rollback" and header(rolled)["KEEP"] == "1000"
+    assert header(applied)["MAIN"] == header(rolled)["MAIN"] == shlex.quote("/etc/ssh/it's")
+    assert header(applied)["MANAGED"] == "/etc/ssh/ca.pub" and header(rolled)["MANAGED"] == "''"
