@@ -28,7 +28,7 @@ fi
 
 # 1. Packages: debootstrap builds the hosts' root filesystems, systemd-container boots them,
 #    openssh-server/-client give sshd/ssh/ssh-keygen, iproute2 the bridge, util-linux nsenter/unshare,
-#    shellcheck lints the scripts that run on hosts (scripts/test.sh).
+#    and the shellcheck package lints the scripts that run on hosts (scripts/test.sh).
 missing=""
 for pkg in debootstrap systemd-container openssh-server openssh-client iproute2 util-linux shellcheck; do
     if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
