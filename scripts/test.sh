@@ -11,6 +11,10 @@ echo "== ruff"
 .venv/bin/ruff format --check sshd_setup tests benchmarks
 echo "== mypy (strict on sshd_setup/)"
 .venv/bin/mypy
+echo "== shellcheck + dash -n (the scripts that run on hosts, as POSIX sh; and these scripts)"
+shellcheck -s sh sshd_setup/remote/*.sh
+shellcheck scripts/*.sh
+for script in sshd_setup/remote/*.sh; do dash -n "$script"; done
 echo "== ansible-test sanity (collection/: offline, no Docker)"
 sanity_log="$(mktemp)"
 if ! ./scripts/collection-sanity.sh >"$sanity_log" 2>&1; then

@@ -27,9 +27,10 @@ if [ -f /etc/sysctl.d/90-sshd-setup-testhosts.conf ]; then
 fi
 
 # 1. Packages: debootstrap builds the hosts' root filesystems, systemd-container boots them,
-#    openssh-server/-client give sshd/ssh/ssh-keygen, iproute2 the bridge, util-linux nsenter/unshare.
+#    openssh-server/-client give sshd/ssh/ssh-keygen, iproute2 the bridge, util-linux nsenter/unshare,
+#    and the shellcheck package lints the scripts that run on hosts (scripts/test.sh).
 missing=""
-for pkg in debootstrap systemd-container openssh-server openssh-client iproute2 util-linux; do
+for pkg in debootstrap systemd-container openssh-server openssh-client iproute2 util-linux shellcheck; do
     if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
         missing="$missing $pkg"
     fi
@@ -62,7 +63,7 @@ fi
 #    test hosts run and put back when the last fleet stops (tests/testhosts/fleet.py).
 
 # 4. Sanity: what the harness itself checks before booting anything.
-for tool in systemd-nspawn debootstrap ssh ssh-keygen ip nsenter unshare; do
+for tool in systemd-nspawn debootstrap ssh ssh-keygen ip nsenter unshare shellcheck; do
     command -v "$tool" >/dev/null || { echo "testhosts-prereqs: $tool still missing" >&2; exit 1; }
 done
 unshare --net true || { echo "testhosts-prereqs: cannot create network namespaces" >&2; exit 1; }

@@ -5,7 +5,6 @@ Every step's failure becomes this host's result; nothing here stops or hides ano
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import time
 from collections.abc import Callable
@@ -22,9 +21,10 @@ from sshd_setup.core.runs import new_run_id
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.errors import SshdSetupError
-from sshd_setup.gather import FactsError, facts_script, parse_facts
+from sshd_setup.gather import facts_script
 from sshd_setup.inventory import HostEntry
-from sshd_setup.remote import FileMode, apply_script, iter_records, rollback_script
+from sshd_setup.remote import FileMode, apply_script, rollback_script
+from sshd_setup.remote.protocol import ApplyOutcome, FactsError, parse_apply_output, parse_facts_output, reached_end
 from sshd_setup.report import FileReport, HostResult, Status
 from sshd_setup.sockets import Dial
 from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, Transports, Unreachable, connect
@@ -51,16 +51,6 @@ class RunOptions:
 
 def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def records(output: str) -> dict[str, list[str]]:
-    """@@KIND rest records of a remote script; OUTPUT blocks decoded."""
-    found: dict[str, list[str]] = {}
-    for kind, rest, block in iter_records(output, frozenset({"OUTPUT"})):
-        if kind == "OUTPUT":
-            rest = base64.b64decode(block).decode("utf-8", "replace").strip()
-        found.setdefault(kind, []).append(rest)
-    return found
 
 
 def warm_up() -> None:
@@ -146,7 +136,8 @@ def assess(entry: HostEntry, output: str, login: str = "") -> Assessment:
     from sshd_setup.core.plan import Plan, plan_host
     from sshd_setup.templating import environment
 
-    facts, backups = parse_facts(output)
+    gathered = parse_facts_output(output)
+    facts, backups = gathered.facts, gathered.backup_names
     facts.login_user = login
     desired = _followed_desired(entry.desired, facts)
     paths = check_host_paths(desired, facts)
@@ -357,7 +348,7 @@ def _assess_host(
     """Facts (one round trip), plan and findings; the result is final unless an Assessment comes back."""
     login = login_user(entry, transport)
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version, login_user=login))
-    if not gathered.ok and "@@END" not in gathered.stdout:
+    if not gathered.ok and not reached_end(gathered.stdout):
         result.reason = _facts_failure(gathered)
         return None
     assessment = assess(entry, gathered.stdout, login)
@@ -425,16 +416,16 @@ def _apply_assessed(
     )
     # run, not finish: this shell holds the host's lock until the guard is done (closed by _pipeline)
     applied = shell.run(script)
-    found = records(applied.stdout)
-    result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
-    result.users_created = [u.split(" ", 1)[1] for u in found.get("USER", []) if u.startswith("created ")]
-    note_lock(result, found)
-    if lock_refused(result, found):
+    outcome = parse_apply_output(applied.stdout)
+    result.backup = outcome.backup
+    result.users_created = list(outcome.users_created)
+    note_lock(result, outcome)
+    if lock_refused(result, outcome):
         return
-    if "FAIL" in found:
-        _report_failure(result, found, applied)
+    if outcome.failed:
+        _report_failure(result, outcome, applied)
         return
-    if "END" not in found:
+    if not outcome.ended:
         result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
         return
     changed = _change_summary(plan, assessment.users_to_create, reload_pending)
@@ -449,27 +440,22 @@ def _apply_assessed(
     result.connections += 1
     result.round_trips += 1
     if guard is None:
-        seen = RELOAD_SEEN.get((found.get("SEEN") or [""])[0], "")
+        seen = RELOAD_SEEN.get(outcome.seen, "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
     _rollback_after_guard(entry, options, transport, service, result, guard, real(assessment.main))
 
 
-def _report_failure(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
-    _report_failure_reason(result, found, applied)
-    made = [f"user {u}" for u in result.users_created]
-    made += [f"directory {d.split(' ', 1)[1]}" for d in found.get("DIR", []) if d.startswith("created ")]
-    removed = {d.split(" ", 1)[1] for d in found.get("DIR", []) if d.startswith("removed ")}
-    made = [m for m in made if m.split(" ", 1)[1] not in removed]
+def _report_failure(result: HostResult, outcome: ApplyOutcome, applied: CommandResult) -> None:
+    _report_failure_reason(result, outcome, applied)
+    made = outcome.kept_creations
     if made:  # never "nothing changed" while something was created
         result.reason = result.reason.replace(", nothing changed", "") + f"; created (kept): {', '.join(made)}"
 
 
-def _report_failure_reason(result: HostResult, found: dict[str, list[str]], applied: CommandResult) -> None:
-    step = found["FAIL"][0]
-    output = (found.get("OUTPUT") or [""])[0]
-    rolled = found["ROLLEDBACK"][0] if found.get("ROLLEDBACK") else None
-    incomplete = restore_problem(found)
+def _report_failure_reason(result: HostResult, outcome: ApplyOutcome, applied: CommandResult) -> None:
+    step, output, rolled_ok = outcome.failed_step, outcome.output, outcome.rollback_ok
+    incomplete = restore_problem(outcome)
     if step == "validate" and "(SshdSessionPath/SshdAuthPath)" in output:
         result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {_first_line(output)}"
     elif step == "validate":
@@ -477,9 +463,9 @@ def _report_failure_reason(result: HostResult, found: dict[str, list[str]], appl
     elif incomplete:
         result.status = Status.FAILED
         result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); {incomplete}"
-    elif rolled is not None:
-        result.status = Status.ROLLED_BACK if rolled == "ok" else Status.FAILED
-        state = "sshd is up again" if rolled == "ok" else "sshd is NOT running after the rollback"
+    elif rolled_ok is not None:
+        result.status = Status.ROLLED_BACK if rolled_ok else Status.FAILED
+        state = "sshd is up again" if rolled_ok else "sshd is NOT running after the rollback"
         result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); restored {result.backup}: {state}"
     else:
         result.reason = f"{step} failed, nothing changed: {_first_line(output) or _first_line(applied.stderr)}"
@@ -537,12 +523,12 @@ def _rollback_after_guard(
     except Unreachable as exc:
         result.reason = f"lockout guard failed ({problem}); rollback impossible: {exc}"
         return
-    found = records(restored.stdout)
-    incomplete = restore_problem(found)
+    outcome = parse_apply_output(restored.stdout)
+    incomplete = restore_problem(outcome)
     if incomplete:
         result.reason = f"lockout guard failed ({problem}); {incomplete}"
         return
-    again = _lockout_guard(entry, options) if "FAIL" not in found else "rollback failed"
+    again = _lockout_guard(entry, options) if not outcome.failed else "rollback failed"
     result.connections += 1
     if again is None:
         result.status = Status.ROLLED_BACK
@@ -561,21 +547,16 @@ def expected_hashes(plan: Plan) -> dict[str, str | None]:
     }
 
 
-def note_lock(result: HostResult, found: dict[str, list[str]]) -> None:
-    for took in found.get("LOCK", []):
-        if took.startswith("took-over "):
-            owner = took.removeprefix("took-over ").split()
-            run = owner[0] if owner else "?"
-            result.details.append(f"took over the lock left by run {run}, whose process on the host is gone")
-    cleaned = found.get("CLEANED", [])
-    if cleaned:
-        result.details.append(f"removed leftovers of a cut run: {cleaned[0]}")
+def note_lock(result: HostResult, outcome: ApplyOutcome) -> None:
+    for run in outcome.took_over:
+        result.details.append(f"took over the lock left by run {run}, whose process on the host is gone")
+    if outcome.cleaned:
+        result.details.append(f"removed leftovers of a cut run: {' '.join(outcome.cleaned)}")
 
 
-def lock_refused(result: HostResult, found: dict[str, list[str]]) -> bool:
+def lock_refused(result: HostResult, outcome: ApplyOutcome) -> bool:
     """The host's lock is held by another run, or a file changed since the facts: blocked, nothing written."""
-    step = (found.get("FAIL") or [""])[0]
-    output = (found.get("OUTPUT") or [""])[0]
+    step, output = outcome.failed_step, outcome.output
     if step == "lock":
         result.status, result.reason = Status.BLOCKED, f"host is locked, nothing written: {_first_line(output)}"
     elif step == "cas":
@@ -585,10 +566,9 @@ def lock_refused(result: HostResult, found: dict[str, list[str]]) -> bool:
     return True
 
 
-def restore_problem(found: dict[str, list[str]]) -> str:
+def restore_problem(outcome: ApplyOutcome) -> str:
     """'restore incomplete: FILE ...' when a restore could not be proved by hash, else ''."""
-    bad = found.get("RESTORE-INCOMPLETE")
-    return f"restore incomplete: {bad[0].strip()}" if bad else ""
+    return f"restore incomplete: {outcome.restore_incomplete}" if outcome.restore_incomplete else ""
 
 
 def _change_summary(plan: Plan, users: tuple[str, ...], reload_pending: bool = False) -> str:

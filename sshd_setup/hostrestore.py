@@ -19,7 +19,6 @@ from sshd_setup.apply import (
     _with_host,
     lock_refused,
     note_lock,
-    records,
     restore_problem,
 )
 from sshd_setup.core.facts import HostFacts
@@ -28,9 +27,10 @@ from sshd_setup.core.plan import FileChange
 from sshd_setup.core.runs import BackupEntry, HostBackups, uninstalled_main, without_blocks
 from sshd_setup.core.service import service_plan
 from sshd_setup.diffing import unified_diff
-from sshd_setup.gather import facts_script, parse_backups, parse_facts
+from sshd_setup.gather import facts_script
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import apply_script, rollback_script
+from sshd_setup.remote.protocol import parse_apply_output, parse_facts_output
 from sshd_setup.report import FileReport, HostResult, Status
 from sshd_setup.sockets import Dial
 from sshd_setup.transport import Shell, Transport
@@ -40,8 +40,8 @@ OURS = ("# Managed by sshd-setup:",)
 
 def _gather(entry: HostEntry, transport: Transport, shell: Shell, send: str) -> tuple[HostFacts, HostBackups]:
     gathered = shell.run(facts_script(entry.desired, transport.sshd_version, send_backup=send))
-    facts, _ = parse_facts(gathered.stdout)
-    return facts, parse_backups(gathered.stdout)
+    output = parse_facts_output(gathered.stdout)
+    return output.facts, output.backups
 
 
 def _current(facts: HostFacts, path: str) -> str | None:
@@ -135,16 +135,15 @@ def _rollback(
         main=entry.desired.sshd_config,
         keep=entry.desired.backups_keep,
     )
-    found = records(shell.run(script).stdout)
-    note_lock(result, found)
-    if lock_refused(result, found):
+    outcome = parse_apply_output(shell.run(script).stdout)
+    note_lock(result, outcome)
+    if lock_refused(result, outcome):
         return
-    if "FAIL" in found:
-        output = (found.get("OUTPUT") or [""])[0]
+    if outcome.failed:
         result.status = Status.FAILED
-        result.reason = f"rollback to {target} refused at {found['FAIL'][0]}: {_first_line(output)}"
+        result.reason = f"rollback to {target} refused at {outcome.failed_step}: {_first_line(outcome.output)}"
         return
-    incomplete = restore_problem(found)
+    incomplete = restore_problem(outcome)
     if incomplete:
         result.status, result.reason = Status.FAILED, f"rollback to {target}: {incomplete}"
         return
@@ -225,20 +224,19 @@ def _uninstall(entry: HostEntry, options: RunOptions, transport: Transport, shel
         managed=tuple(managed),
         remove=tuple(e.path for e in others if e.kind == "absent"),
     )
-    found = records(shell.run(script).stdout)
-    result.backup = found["BACKUP"][0] if found.get("BACKUP") else None
-    note_lock(result, found)
-    if lock_refused(result, found):
+    outcome = parse_apply_output(shell.run(script).stdout)
+    result.backup = outcome.backup
+    note_lock(result, outcome)
+    if lock_refused(result, outcome):
         return
-    if "FAIL" in found:
-        output = (found.get("OUTPUT") or [""])[0]
-        incomplete = restore_problem(found)
-        result.status = Status.ROLLED_BACK if found.get("ROLLEDBACK") == ["ok"] and not incomplete else Status.FAILED
-        result.reason = f"uninstall failed at {found['FAIL'][0]}: {_first_line(output)}" + (
+    if outcome.failed:
+        incomplete = restore_problem(outcome)
+        result.status = Status.ROLLED_BACK if outcome.rollback_ok and not incomplete else Status.FAILED
+        result.reason = f"uninstall failed at {outcome.failed_step}: {_first_line(outcome.output)}" + (
             f"; {incomplete}" if incomplete else ""
         )
         return
-    incomplete = restore_problem(found)
+    incomplete = restore_problem(outcome)
     if incomplete:  # installed and reloaded, but a path did not come back as the first backup has it
         result.status, result.reason = Status.FAILED, f"uninstall: {incomplete}"
         return

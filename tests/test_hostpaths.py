@@ -215,12 +215,18 @@ def test_render_on_a_tree_whose_ca_file_links_outside_shows_nothing_of_it(tmp_pa
 
 def test_a_failure_after_users_were_created_says_what_was_created() -> None:
     from sshd_setup.apply import _report_failure
+    from sshd_setup.remote.protocol import ApplyOutcome
     from sshd_setup.report import HostResult, Status
     from sshd_setup.transport import CommandResult
 
     result = HostResult("web1", Status.FAILED, "", users_created=["vm"])
-    found = {"FAIL": ["backup"], "OUTPUT": ["cannot create /var/backups/sshd-setup/x"]}
-    found |= {"DIR": ["created /etc/ssh/principals", "removed /etc/ssh/principals", "created /etc/ssh/gw"]}
+    found = ApplyOutcome(
+        failed_step="backup",
+        output="cannot create /var/backups/sshd-setup/x",
+        users_created=("vm",),
+        dirs_created=("/etc/ssh/principals", "/etc/ssh/gw"),
+        dirs_removed=("/etc/ssh/principals",),
+    )
     _report_failure(result, found, CommandResult(3, "", ""))
     assert "nothing changed" not in result.reason
     assert result.reason.endswith("created (kept): user vm, directory /etc/ssh/gw"), result.reason

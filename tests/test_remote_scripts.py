@@ -107,3 +107,25 @@ def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
     assert proc.returncode == 0 and b"@@STEP installed" in proc.stdout, proc.stderr
     for path, text, _ in files:
         assert Path(path).read_bytes() == text.encode("utf-8", "surrogateescape"), path
+
+
+def _facts_functions(*names: str) -> str:
+    """The definitions of these functions in facts.sh (its top level gathers facts, so not the whole script)."""
+    import re
+
+    text = script("facts.sh")
+    found = [re.search(rf"^{name}\(\) {{\n.*?^}}\n", text, re.M | re.S) for name in names]
+    assert all(found), names
+    return "r() { printf '@@%s\\n' \"$*\"; }\n" + "".join(m.group(0) for m in found if m)
+
+
+def test_start_options_are_words_not_patterns(tmp_path: Path) -> None:
+    """sshd gets ExecStart's `-f` argument as written (systemd expands no globs): facts.sh must not either."""
+    (tmp_path / "sshd_config_gw").write_text("")
+    unit = tmp_path / "ssh.service"
+    unit.write_text(f"[Service]\nExecStart=/usr/sbin/sshd -D -f {tmp_path}/sshd_*\n")
+    body = _facts_functions("unitlines", "startwords") + f'START_MAIN=""; unitlines ssh.service {unit}; '
+    body += 'echo "main=$START_MAIN"; for f in ' + f"{tmp_path}/sshd_*" + '; do echo "glob=$f"; done'
+    proc = subprocess.run(["sh", "-c", body], capture_output=True, text=True, timeout=30)
+    assert f"main={tmp_path}/sshd_*\n" in proc.stdout, proc.stdout + proc.stderr
+    assert f"glob={tmp_path}/sshd_config_gw" in proc.stdout  # globbing is on again afterwards

@@ -11,6 +11,7 @@ import pytest
 from sshd_setup.core.plan import render_main
 from sshd_setup.core.runs import BackupRun, HostBackups, is_run_id, new_run_id, uninstalled_main, without_blocks
 from sshd_setup.gather import parse_backups
+from sshd_setup.remote.protocol import ApplyOutcome
 from sshd_setup.templating import environment
 from tests.helpers import desired_from
 
@@ -93,11 +94,11 @@ def test_parse_backups_reads_runs_in_order_and_the_sent_backup() -> None:
     assert [e.kind for e in backups.entries] == ["absent", "nodir", "existed"]
 
 
-def _records(*lines: str, output: str = "") -> dict[str, list[str]]:
-    from sshd_setup.apply import records
+def _records(*lines: str, output: str = "") -> ApplyOutcome:
+    from sshd_setup.remote.protocol import parse_apply_output
 
     block = ["@@OUTPUT", base64.b64encode(output.encode()).decode(), "@@EOF"] if output else []
-    return records("\n".join([*lines, *block, "@@END"]) + "\n")
+    return parse_apply_output("\n".join([*lines, *block, "@@END"]) + "\n")
 
 
 def test_a_held_lock_or_a_changed_file_blocks_the_host_with_the_reason() -> None:

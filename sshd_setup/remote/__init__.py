@@ -1,8 +1,11 @@
-"""Shell scripts that run on hosts (POSIX sh), loaded as package data."""
+"""Shell scripts that run on hosts (POSIX sh), loaded as package data; protocol.py reads what they print."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import os
+import shlex
+from dataclasses import dataclass
 from importlib.resources import files
 
 from sshd_setup.core.service import ServicePlan
@@ -12,36 +15,46 @@ def script(name: str) -> str:
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def iter_records(output: str, blocks: frozenset[str]) -> Iterator[tuple[str, str, str]]:
-    """(kind, rest, block) for each `@@KIND rest` line of a remote script's output.
-
-    KINDs in `blocks` are followed by base64 lines up to `@@EOF`; block is that base64 text ('' otherwise).
-    """
-    lines = output.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line.startswith("@@"):
-            continue
-        kind, _, rest = line[2:].partition(" ")
-        body: list[str] = []
-        if kind in blocks:
-            while i < len(lines) and lines[i] != "@@EOF":
-                body.append(lines[i])
-                i += 1
-            i += 1
-        yield kind, rest, "".join(body)
-
-
 FileMode = tuple[int, str, str]
 """(mode, owner, group) of a file to write."""
 
 
-def _header(values: dict[str, str]) -> str:
-    import shlex
+@dataclass(frozen=True)
+class ScriptHeader:
+    """The variables apply.sh and state.sh read (listed at the top of each), quoted: the one place that
+    writes them, for an apply, an uninstall and a rollback alike."""
 
-    return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
+    run: str
+    kind: str
+    keep: int
+    reload: bool
+    service: ServicePlan
+    main: str
+    managed: tuple[str, ...] = ()
+    new_dirs: tuple[str, ...] = ()
+    force_reload: bool = False
+    pid_file: str = "none"
+    test_hook: str = ""
+    require_exec: tuple[str, ...] = ()
+
+    def render(self) -> str:
+        values = {
+            "RUN": self.run,
+            "KIND": self.kind,
+            "MANAGED": " ".join(self.managed),
+            "NEW_DIRS": " ".join(self.new_dirs),
+            "KEEP": str(self.keep),
+            "DO_RELOAD": "1" if self.reload else "0",
+            "FORCE_RELOAD": "1" if self.force_reload else "0",
+            "RELOAD": self.service.reload,
+            "CHECK": self.service.check,
+            "START": self.service.start,
+            "MAIN": self.main,
+            "PIDFILE": self.pid_file if self.service.rebinds else "none",
+            "TEST_HOOK": self.test_hook,
+            "REQUIRE_EXEC": " ".join(self.require_exec),
+        }
+        return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
 
 
 TEST_HOOK_ENV = "SSHD_SETUP_TEST_HOOK"
@@ -49,8 +62,6 @@ TEST_HOOK_ENV = "SSHD_SETUP_TEST_HOOK"
 
 def _test_hook() -> str:
     """Tests only: make the apply script fail on purpose at a given step (kill-after-install, fail-reload)."""
-    import os
-
     return os.environ.get(TEST_HOOK_ENV, "")
 
 
@@ -86,28 +97,21 @@ def apply_script(
     force_reload: reload even when no file is written (the running sshd has not loaded the files on disk).
     require_exec: files that must be executable before anything changes (SshdSessionPath, SshdAuthPath).
     """
-    import base64
-    import shlex
-
     parts = [
-        _header(
-            {
-                "RUN": run_id,
-                "KIND": kind,
-                "MANAGED": " ".join(dict.fromkeys([*managed, *(f[0] for f in files), *unmapped])),
-                "NEW_DIRS": " ".join(directories),
-                "KEEP": str(keep),
-                "DO_RELOAD": "1" if reload else "0",
-                "FORCE_RELOAD": "1" if force_reload else "0",
-                "RELOAD": service.reload,
-                "CHECK": service.check,
-                "START": service.start,
-                "MAIN": main,
-                "PIDFILE": pid_file if service.rebinds else "none",
-                "TEST_HOOK": _test_hook(),
-                "REQUIRE_EXEC": " ".join(require_exec),
-            }
-        ),
+        ScriptHeader(
+            run=run_id,
+            kind=kind,
+            keep=keep,
+            reload=reload,
+            service=service,
+            main=main,
+            managed=tuple(dict.fromkeys([*managed, *(f[0] for f in files), *unmapped])),
+            new_dirs=directories,
+            force_reload=force_reload,
+            pid_file=pid_file,
+            test_hook=_test_hook(),
+            require_exec=require_exec,
+        ).render(),
         script("apply.sh"),
         script("state.sh"),
         "take_lock\n",
@@ -146,26 +150,9 @@ def rollback_script(
     save: first a complete backup of the current state named run_id (not for the guard's rollback, whose
     run already took one). It waits for the init system's word: restored files keep their old times.
     """
-    import shlex
-
-    header = _header(
-        {
-            "RUN": run_id,
-            "KIND": "rollback",
-            "MANAGED": "",
-            "NEW_DIRS": "",
-            "KEEP": str(keep),
-            "DO_RELOAD": "1" if reload else "0",
-            "RELOAD": service.reload,
-            "CHECK": service.check,
-            "START": service.start,
-            "MAIN": main,
-            "PIDFILE": "none",
-            "TEST_HOOK": "",
-        }
-    )
+    header = ScriptHeader(run=run_id, kind="rollback", keep=keep, reload=reload, service=service, main=main)
     body = f"rollback_to {shlex.quote(backup)} {1 if save else 0}\n"
-    return header + script("apply.sh") + script("state.sh") + body
+    return header.render() + script("apply.sh") + script("state.sh") + body
 
 
 RELEASE_SCRIPT = "release_lock\nprintf '@@RELEASED\\n'\n"

@@ -6,6 +6,9 @@
 # after_validation (users, new directories, the files in them), and finally calls `run_apply`.
 # Every process started here is paid on every host, so the shell does what it can itself (no $(...) in
 # loops, one tool call for many arguments) and the slow-to-start tools (systemctl) only run when needed.
+# Lists (STAGED, MADE_DIRS, ...) are space-separated absolute paths (the managed-path policy refuses others)
+# and are split on purpose where they are used unquoted.
+# shellcheck disable=SC2153  # MAIN, KIND, ... are set by the generated header, not in this file
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 umask 022
 r() { printf '@@%s\n' "$*"; }
@@ -51,10 +54,13 @@ make_dir() {
   MADE_DIRS="$1 $MADE_DIRS"; r "DIR created $1"
 }
 # fix_dir DIR: an existing directory above a managed file, set to what sshd needs (root:root 0755).
-fix_dir() { chown root:root "$1" && chmod 0755 "$1" && r "DIR fixed $1" || fail dir "cannot fix directory $1"; }
+fix_dir() {
+  if chown root:root "$1" && chmod 0755 "$1"; then r "DIR fixed $1"; else fail dir "cannot fix directory $1"; fi
+}
 remove_made_dirs() { for d in $MADE_DIRS; do rmdir "$d" 2>/dev/null && r "DIR removed $d"; done; MADE_DIRS=""; }
 
 validate() {
+  # shellcheck disable=SC2174  # /run exists: /run/sshd is the only directory made, and -m applies to it
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
   main="$MAIN"
   case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
@@ -72,8 +78,9 @@ validate() {
 PENDING=$BK_ROOT/pending
 mark_pending() {
   [ $# -gt 0 ] || return 0
-  { echo "run $RUN"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING" || \
+  if ! { { echo "run $RUN"; sha256sum -- "$@"; } > "$PENDING.tmp" && mv -f "$PENDING.tmp" "$PENDING"; }; then
     fail install "cannot write $PENDING"
+  fi
 }
 staged_copies() { STAGED_COPIES=""; for t in $STAGED; do staged "$t"; STAGED_COPIES="$STAGED_COPIES $S"; done; }
 
@@ -101,6 +108,7 @@ wait_pidfile() {
   i=0
   while [ $i -lt 150 ]; do
     sleep 0.02  # first: the re-exec takes longer than a look right after the reload returns
+    # shellcheck disable=SC3013  # -nt: in every /bin/sh we run on (dash, bash, busybox ash, mksh)
     [ "$PIDFILE" -nt "$MARK" ] && return 0
     i=$((i + 1))
   done
@@ -167,6 +175,7 @@ run_apply() {
   [ -n "$STAGED$REMOVE$UNMAPPED" ] || [ "$KIND" = uninstall ] || [ "$FORCE_RELOAD" = 1 ] || DO_RELOAD=0
   backup "$STAGED"
   staged_copies
+  # shellcheck disable=SC2086  # a list of paths: one argument each
   mark_pending $STAGED_COPIES
   install_staged
   [ "$KIND" != uninstall ] || put_back_first
@@ -174,6 +183,7 @@ run_apply() {
   if [ "$DO_RELOAD" = 1 ]; then
     # The mark is older than the reload: an installed file keeps its mtime from staging, before sshd -t;
     # without one, the pending mark (or a fresh file) is.
+    # shellcheck disable=SC2086  # the first staged path
     set -- $STAGED
     mark="$1"
     if [ -z "$mark" ]; then

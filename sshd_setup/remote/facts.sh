@@ -79,8 +79,9 @@ follow() {
 unitlines() {
   [ -f "$2" ] || return 0
   while IFS= read -r line || [ -n "$line" ]; do
+    # shellcheck disable=SC2086  # the command line split into words (set -f: not expanded as patterns)
     case "$line" in
-      ExecStart=*) r "EXEC $1 ${line#ExecStart=}"; startwords ${line#ExecStart=};;
+      ExecStart=*) r "EXEC $1 ${line#ExecStart=}"; set -f; startwords ${line#ExecStart=}; set +f;;
       EnvironmentFile=*) r "ENVFILE $1 ${line#EnvironmentFile=}";;
     esac
   done < "$2"
@@ -120,6 +121,7 @@ if [ -d /run/systemd/system ]; then
     for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
              /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
       if [ -L "$d/$u" ] || [ -e "$d/$u" ]; then
+        # shellcheck disable=SC3013  # -ef: in every /bin/sh we run on (dash, bash, busybox ash, mksh)
         if [ "$d/$u" -ef /dev/null ]; then r "UNITFILE $u masked"; else r "UNITFILE $u loaded"; fi
         case "$u" in *.service) for f in "$d/$u" /etc/systemd/system/"$u".d/*.conf; do unitlines "$u" "$f"; done;; esac
         break
@@ -154,7 +156,8 @@ else r "INIT sysvinit"; fi
 for f in /etc/default/ssh /etc/sysconfig/sshd; do  # start options (SSHD_OPTS, OPTIONS) by the shell itself
   [ -r "$f" ] || continue
   while IFS= read -r line || [ -n "$line" ]; do
-    case "$line" in SSHD_OPTS=*|OPTIONS=*) r "ENV $f $line"; v=${line#*=}; v=${v#[\"\']}; startwords ${v%[\"\']};; esac
+    # shellcheck disable=SC2086  # the options split into words (set -f: not expanded as patterns)
+    case "$line" in SSHD_OPTS=*|OPTIONS=*) r "ENV $f $line"; v=${line#*=}; v=${v#[\"\']}; set -f; startwords ${v%[\"\']}; set +f;; esac
   done < "$f"
 done
 follow "$MAIN" 0
@@ -183,6 +186,7 @@ for p in $SEEN $STAT_DIRS /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET $PENDING 
   case " $present " in *" $p "*) continue;; esac
   [ -e "$p" ] && present="$present $p"
 done
+# shellcheck disable=SC2086  # a list of paths
 [ -z "$present" ] || stat -L -c '@@META %U:%G:%a:%F:%.9Y:%n' -- $present 2>/dev/null
 [ -f "$PENDING" ] && { r "PENDING"; base64 < "$PENDING"; r "EOF"; }
 for p in /run/sshd.pid /var/run/sshd.pid $PIDFILE_SET; do  # is the pid in it alive? (builtins only)
@@ -196,6 +200,7 @@ if [ -n "$NEED_ADDRS" ]; then  # a ListenAddress: the host's own addresses (sshd
 fi
 r "USERS $USERS"
 if [ -n "$USERS" ]; then
+  # shellcheck disable=SC2086  # a list of user names
   getent passwd $USERS 2>/dev/null | while IFS=: read -r name _pw uid _gid _gecos home _shell; do
     r "USER $name $uid $home"
     [ -z "$NEED_GROUPS" ] || r "GROUPS $name $(id -Gn "$name" 2>/dev/null)"

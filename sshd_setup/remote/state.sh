@@ -1,7 +1,9 @@
 # Host state for sshd-setup (loaded after apply.sh): the per-host lock, compare-and-swap, whole-state
 # backups and restores proved by hash. The generated header sets RUN (the controller's run id), KIND
 # (apply / rollback / uninstall), KEEP, MANAGED (the files this run plans) and NEW_DIRS (directories it
-# creates, that did not exist).
+# creates, that did not exist). Lists (MANAGED, present, left, ...) are space-separated absolute paths,
+# split on purpose where they are used unquoted.
+# shellcheck disable=SC2153  # MAIN, KIND, ... are set by the generated header, not in this file
 BK_RUNS="$BK_ROOT/runs"
 LOCK_FILE=/run/sshd-setup.lock
 LOCK_HELD=""
@@ -53,6 +55,7 @@ clean_leftovers() {
     for f in "${t%/*}/.${t##*/}".sshd-setup-new* "$t".sshd-setup-rb; do [ -e "$f" ] && left="$left $f"; done
   done
   for d in "$BK_RUNS"/*; do [ -d "$d" ] && [ ! -f "$d/complete" ] && left="$left $d"; done
+  # shellcheck disable=SC2086  # a list of paths
   [ -z "$left" ] || { rm -rf $left; r "CLEANED$left"; }
 }
 
@@ -63,6 +66,7 @@ cas_check() {
   present=""
   for e in $EXPECT; do [ "${e#*=}" = absent ] || present="$present ${e%=*}"; done
   sums=""
+  # shellcheck disable=SC2086  # a list of paths
   [ -z "$present" ] || sums=$(sha256sum -- $present 2>/dev/null)
   sums="
 $sums
@@ -117,7 +121,9 @@ snapshot() {
   [ -n "$present" ] || return 0
   parents=""
   for t in $present; do parents="$parents $into/files${t%/*}"; done
+  # shellcheck disable=SC2086  # lists of paths
   mkdir -p $parents || return 1
+  # shellcheck disable=SC2086
   sha256sum -- $present | while read -r sum t; do echo "existed $sum $t"; done >> "$into/manifest" || return 1
   for t in $present; do cp -a -L "$t" "$into/files$t" || return 1; done  # -L: a symlink's content
   # the copies are proved before the backup counts
@@ -169,7 +175,7 @@ prune() {
       if [ -z "$oldest" ] || [ "$seq" -lt "$oldest_seq" ]; then oldest=$n; oldest_seq=$seq; fi
     done
     [ "$count" -gt "$KEEP" ] && [ -n "$oldest" ] || return 0
-    rm -rf "$BK_RUNS/$oldest/complete" "$BK_RUNS/$oldest"
+    rm -rf "$BK_RUNS/${oldest:?}/complete" "$BK_RUNS/${oldest:?}"
   done
 }
 
@@ -201,6 +207,7 @@ restore_from() {
 make_dirs() {
   missing=""
   while read -r kind _sum t; do [ "$kind" = dir ] && [ ! -d "$t" ] && missing="$missing $t"; done < "$1/manifest"
+  # shellcheck disable=SC2086  # a list of paths
   [ -z "$missing" ] || install -d -m 0755 -o root -g root $missing
 }
 
@@ -211,6 +218,7 @@ prove_restore() {
   present=""
   while read -r kind _sum t; do [ "$kind" = existed ] && present="$present $t"; done < "$BK_RUNS/$1/manifest"
   sums=""
+  # shellcheck disable=SC2086  # a list of paths
   [ -z "$present" ] || sums=$(sha256sum -- $present 2>/dev/null)
   sums="
 $sums
@@ -271,6 +279,7 @@ rollback_to() {
     [ "$kind" = existed ] || continue
     staged "$t"; cp -a "$B/files$t" "$S" && STAGED="$STAGED $t"
   done < "$B/manifest"
+  # shellcheck disable=SC2174  # /run exists: /run/sshd is the only directory made, and -m applies to it
   [ -d /run/sshd ] || mkdir -p -m 0755 /run/sshd
   main="$MAIN"; case " $STAGED " in *" $MAIN "*) staged "$MAIN"; main=$S;; esac
   if [ -e "$main" ]; then out=$("$SSHD" -t -f "$main" 2>&1) || fail validate "$out"; fi
