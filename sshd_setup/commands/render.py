@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from sshd_setup import exitcodes
+from sshd_setup.atomicfile import write_atomic
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts
 from sshd_setup.core.finding import Finding
@@ -80,7 +81,4 @@ def write_under(out: Path, path: str, text: str, mode: int | None) -> None:
     if not target.is_relative_to(out.resolve()):
         raise InputError("--out", f"{path} would be written outside {out}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.sshd-setup-tmp")
-    temporary.write_bytes(text.encode("utf-8", errors="surrogateescape"))
-    os.chmod(temporary, mode if mode is not None else 0o644)
-    os.replace(temporary, target)
+    write_atomic(target, text, mode if mode is not None else 0o644)

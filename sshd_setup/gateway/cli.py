@@ -6,14 +6,13 @@ module level; httpx (via sshd_setup.gateway.api) and the key parser are imported
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+
+from sshd_setup.atomicfile import write_atomic
 
 if TYPE_CHECKING:
     from sshd_setup.core.sshkeys import PublicKey
@@ -145,31 +144,7 @@ def _add_key(path: Path, key: PublicKey) -> tuple[bool, list[PublicKey]]:
     if text and not text.endswith("\n"):
         text += "\n"
     try:
-        _atomic_write(_target(path), text + key.line() + "\n")
+        write_atomic(_target(path), text + key.line() + "\n")
     except OSError as exc:
         raise SshdSetupError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return True, others
-
-
-def _atomic_write(target: Path, text: str, mode: int = 0o644) -> None:
-    """Temp file beside ``target``, fsync, chmod, os.replace, fsync the directory."""
-    parent = target.parent
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if sys.platform != "win32":
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from sshd_setup import exitcodes
 from sshd_setup.errors import InputError, SshdSetupError
 
 DEFAULT_TIMEOUT = 30.0
@@ -49,7 +50,7 @@ Params = Mapping[str, str | int | list[str]]
 class GatewayTransportError(SshdSetupError):
     """The API could not be reached, timed out, or kept failing (429/5xx) after the retries: exit 1."""
 
-    exit_code = 1
+    exit_code = exitcodes.HOST_FAILURES
 
 
 @dataclass

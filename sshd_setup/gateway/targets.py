@@ -14,15 +14,13 @@ inventory; ``--prune`` deletes only those, never a target made by hand or by ano
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sshd_setup.atomicfile import write_atomic
 from sshd_setup.errors import InputError
 from sshd_setup.gateway.client import ApiClient
 
@@ -219,15 +217,4 @@ def write_state(path: Path, account_id: str, targets: dict[str, str]) -> None:
         {"version": STATE_VERSION, "account_id": account_id, "targets": dict(sorted(targets.items()))}, indent=2
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text + "\n", 0o644)
