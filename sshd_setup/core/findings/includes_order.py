@@ -13,7 +13,7 @@ from sshd_setup.core.precedence import applies_at_startup
 
 def _check_tree_errors(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
-    include_problems = {(u.path, u.lineno) for u in ctx.before.includes if u.problem and u.problem != "matches no file"}
+    include_problems = {(u.path, u.lineno) for u in ctx.before.includes if u.kind not in ("", "no-match")}
     for path, line, message in ctx.before.errors:
         if (path, line) in include_problems:
             continue  # reported by the Include check with its own code
@@ -86,7 +86,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     watched = set(WATCHED_KEYWORDS)
     for use in ctx.before.includes:
-        if use.problem == "matches no file":
+        if use.kind == "no-match":
             out.append(
                 Finding(
                     "INCLUDE-NO-MATCH",
@@ -97,7 +97,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif "recursive" in use.problem:
+        elif use.kind == "loop":
             out.append(
                 Finding(
                     "INCLUDE-LOOP",
@@ -108,7 +108,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif "is a directory" in use.problem:
+        elif use.kind == "directory":
             out.append(
                 Finding(
                     "INCLUDE-IS-DIRECTORY",
@@ -120,7 +120,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif use.problem:
+        elif use.kind == "unreadable":
             out.append(
                 Finding(
                     "INCLUDE-UNREADABLE",
