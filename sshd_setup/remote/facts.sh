@@ -68,7 +68,7 @@ follow() {
   for pattern in $includes; do
     case "${pattern%/*}" in *[*?[]*) ;; *) [ -d "${pattern%/*}" ] && STAT_DIRS="$STAT_DIRS ${pattern%/*}";; esac
     for f in $pattern; do
-      [ -e "$f" ] || continue
+      [ -e "$f" ] || [ -L "$f" ] || continue  # a dangling link a glob lists: sshd cannot read it
       case " $SEEN " in *" $f "*) continue;; esac
       follow "$f" $(($2 + 1))
     done
