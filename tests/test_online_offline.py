@@ -69,3 +69,24 @@ def test_the_same_tree_gets_the_same_findings_online_and_offline(tmp_path: Path,
     _, offline = lint_findings(root=Path("/"), main=main, sshd_version=VERSION)
     assert _key(online) == _key(offline)
     assert {f.code for f in offline} == EXPECTED[case]
+
+
+def test_both_gatherers_search_systemds_unit_path_from_one_table(tmp_path: Path) -> None:
+    from sshd_setup.core.service import SYSTEMD_UNIT_DIRS
+    from sshd_setup.offline import offline_facts
+
+    (tmp_path / "etc/ssh").mkdir(parents=True)
+    (tmp_path / "etc/ssh/sshd_config").write_text("Port 22\n")
+    wants = tmp_path / "etc/systemd/system/sockets.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "ssh.socket").symlink_to("/lib/systemd/system/ssh.socket")
+    (tmp_path / "lib/systemd/system").mkdir(parents=True)
+    (tmp_path / "lib/systemd/system/ssh.socket").write_text("[Socket]\nListenStream=22\n")
+    for directory, port in (("run/systemd/system", "2222"), ("usr/lib/systemd/system", "3333")):
+        (tmp_path / directory / "ssh.socket.d").mkdir(parents=True)
+        (tmp_path / directory / "ssh.socket.d/extra.conf").write_text(f"[Socket]\nListenStream={port}\n")
+    facts, _ = offline_facts(tmp_path, "/etc/ssh/sshd_config", None)
+    assert facts.units["ssh.socket"].listen == ("22", "2222")  # the /usr/lib extra.conf is hidden by /run's
+    assert list(facts.socket_dropins) == ["/run/systemd/system/ssh.socket.d/extra.conf"]
+    desired = desired_from({"principals": [{"user": "root", "principal": "root"}]})
+    assert f"UNIT_DIRS='{' '.join(SYSTEMD_UNIT_DIRS)}'" in facts_script(desired).splitlines()
