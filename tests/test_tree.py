@@ -126,3 +126,9 @@ def test_match_criteria() -> None:
     assert parse_match(("Bogus", "x")).error
     assert match_pattern_list("bob", "!alice") == 0
     assert match_address_list("192.0.2.1", "192.0.2.*") == 1
+
+
+def test_a_missing_main_file_is_a_flag_not_only_a_message() -> None:
+    tree = tree_of({})
+    assert tree.main_missing and tree.errors == [(MAIN, 0, "main configuration file does not exist")]
+    assert not tree_of({MAIN: "Port 22\n"}).main_missing

@@ -174,6 +174,8 @@ class ConfigTree:
     includes: list[IncludeUse] = field(default_factory=list)
     errors: list[tuple[str, int, str]] = field(default_factory=list)
     """(path, line, message) for problems that make sshd refuse the configuration."""
+    main_missing: bool = False
+    """The main file does not exist (its error is the one at line 0 of main_path)."""
 
     def placed(self, keyword: str) -> list[Placed]:
         return [d for d in self.directives if d.keyword == keyword]
@@ -202,6 +204,7 @@ def load_tree(source: FileSource, main_path: str = "/etc/ssh/sshd_config") -> Co
         text = source.read(main_path)
     except SourceMissing:
         tree.errors.append((main_path, 0, "main configuration file does not exist"))
+        tree.main_missing = True
         return tree
     except SourceUnreadable as exc:
         tree.errors.append((main_path, 0, f"cannot read main configuration file: {exc}"))

@@ -17,7 +17,7 @@ def _check_tree_errors(ctx: Context) -> list[Finding]:
     for path, line, message in ctx.before.errors:
         if (path, line) in include_problems:
             continue  # reported by the Include check with its own code
-        if line == 0 and "does not exist" in message:
+        if line == 0 and path == ctx.before.main_path and ctx.before.main_missing:
             if ctx.vendor or (ctx.plan is not None and any(f.code == "MAIN-CONFIG-MISSING" for f in ctx.plan.findings)):
                 continue
             out.append(
@@ -43,7 +43,8 @@ def _check_tree_errors(ctx: Context) -> list[Finding]:
     if ctx.after is not None:
         known = {(path, message) for path, _, message in ctx.before.errors}
         for path, line, message in ctx.after.errors:
-            if (path, message) not in known and not (ctx.vendor and "does not exist" in message):
+            main_missing = line == 0 and path == ctx.after.main_path and ctx.after.main_missing
+            if (path, message) not in known and not (ctx.vendor and main_missing):
                 out.append(
                     Finding(
                         "PLANNED-CONFIG-INVALID",
