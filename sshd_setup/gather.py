@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 
 from sshd_setup.core.desired import Desired
+from sshd_setup.core.service import SYSTEMD_UNIT_DIRS
 from sshd_setup.remote import script
 from sshd_setup.remote.protocol import FactsError, parse_backups, parse_facts
 
@@ -42,6 +43,7 @@ def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = ""
             f"EXTRA_FILES={shlex.quote(' '.join(extra))}",
             f"META_PATHS={shlex.quote(' '.join(meta))}",
             f"USERS={shlex.quote(' '.join(users))}",
+            f"UNIT_DIRS={shlex.quote(' '.join(SYSTEMD_UNIT_DIRS))}",
             f"SSHD_VERSION={shlex.quote(sshd_version)}",
             f"SEND_BACKUP={shlex.quote(send_backup)}",
         ]

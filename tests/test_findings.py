@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sshd_setup.commands.lint import lint_findings, local_sshd_version, offline_facts
+from sshd_setup.commands.lint import lint_findings, local_sshd_version
 from sshd_setup.core import findings as findings_module
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
@@ -26,6 +26,7 @@ from sshd_setup.core.findings import LEGACY_NOTE, MODERN_NOTE, find_problems
 from sshd_setup.core.plan import Plan
 from sshd_setup.core.sshkeys import parse_key_file
 from sshd_setup.core.tree import SnapshotEntry
+from sshd_setup.offline import offline_facts
 from tests.helpers import DEBIAN_PACKAGED_DEFAULT, FIXTURES, apply_plan_to_dir, desired_from
 from tests.sshd_oracle import make_host_keys, require_oracle, sshd_effective, sshd_test
 

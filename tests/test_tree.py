@@ -34,7 +34,28 @@ def test_globs_expand_in_lexical_order_and_relative_paths_resolve_under_etc_ssh(
 def test_a_glob_matching_nothing_is_recorded_and_ignored() -> None:
     tree = tree_of({MAIN: "Include /etc/ssh/none.d/*.conf\nPort 22\n"})
     assert tree.includes[0].problem == "matches no file"
+    assert tree.includes[0].kind == "no-match"
     assert not tree.errors
+
+
+def test_the_include_problem_kind_is_a_field_set_by_the_walker() -> None:
+    from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
+
+    source = SnapshotSource(
+        {
+            MAIN: SnapshotEntry("Include /etc/ssh/d\nInclude /etc/ssh/locked.conf\nInclude /etc/ssh/x*\n"),
+            "/etc/ssh/locked.conf": SnapshotEntry(None, "permission denied"),
+            "/etc/ssh/x1.conf": SnapshotEntry("Include /etc/ssh/x1.conf\n"),
+        },
+        {"/etc/ssh/d"},
+    )
+    tree = load_tree(source, MAIN)
+    assert {(use.path, use.pattern, use.kind) for use in tree.includes} == {
+        (MAIN, "/etc/ssh/d", "directory"),
+        (MAIN, "/etc/ssh/locked.conf", "unreadable"),
+        (MAIN, "/etc/ssh/x*", ""),
+        ("/etc/ssh/x1.conf", "/etc/ssh/x1.conf", "loop"),
+    }
 
 
 def test_include_loops_hit_the_depth_limit() -> None:
@@ -105,3 +126,9 @@ def test_match_criteria() -> None:
     assert parse_match(("Bogus", "x")).error
     assert match_pattern_list("bob", "!alice") == 0
     assert match_address_list("192.0.2.1", "192.0.2.*") == 1
+
+
+def test_a_missing_main_file_is_a_flag_not_only_a_message() -> None:
+    tree = tree_of({})
+    assert tree.main_missing and tree.errors == [(MAIN, 0, "main configuration file does not exist")]
+    assert not tree_of({MAIN: "Port 22\n"}).main_missing

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.tree import ConfigTree
 
+SYSTEMD_UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+    "/run/systemd/generator.late",
+)
+"""systemd's unit search path, first wins; UNIT.d/*.conf drop-ins in each (a name higher up hides one below).
+Both gatherers use it: the facts script (its UNIT_DIRS header) and the offline one (sshd_setup/offline.py)."""
+
 DEBIAN_FAMILY = ("debian", "ubuntu", "raspbian", "linuxmint", "pop")
 
 

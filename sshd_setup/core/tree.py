@@ -13,7 +13,7 @@ import fnmatch
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sshd_setup.core.config import ConfigFile, Line, parse
 from sshd_setup.core.matching import Connection, MatchCondition, parse_match
@@ -48,7 +48,10 @@ class SourceMissing(Exception):
 
 
 class SourceUnreadable(Exception):
-    """The path exists but cannot be read (permissions, not a regular file, ...)."""
+    """The path exists but cannot be read (permissions, not a regular file, a directory, ...)."""
+
+
+IS_A_DIRECTORY = "is a directory"
 
 
 class FileSource(Protocol):
@@ -89,6 +92,8 @@ class SnapshotSource:
 
     def read(self, path: str) -> str:
         entry = self.files.get(path)
+        if entry is None and path in self.dirs:
+            raise SourceUnreadable(IS_A_DIRECTORY)  # as reading it on the host would say
         if entry is None:
             raise SourceMissing(path)
         if entry.text is None:
@@ -96,7 +101,7 @@ class SnapshotSource:
         return entry.text
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(path for path in self.files if glob_matches(pattern, path))
+        return sorted(path for path in {*self.files, *self.dirs} if glob_matches(pattern, path))
 
 
 def glob_matches(pattern: str, path: str) -> bool:
@@ -143,6 +148,9 @@ class Placed:
         return not self.conditions
 
 
+IncludeKind = Literal["", "no-match", "loop", "unreadable", "directory"]
+
+
 @dataclass(frozen=True)
 class IncludeUse:
     """One argument of one Include line and what it resolved to."""
@@ -153,7 +161,9 @@ class IncludeUse:
     matched: tuple[str, ...]
     conditions: tuple[MatchCondition, ...]
     problem: str = ""
-    """'' when fine; otherwise why sshd would complain or silently ignore it."""
+    """'' when fine; otherwise why sshd would complain or silently ignore it (prose, for messages)."""
+    kind: IncludeKind = ""
+    """'' when fine, else the problem's kind (the last one met among its matches): checks read this."""
 
 
 @dataclass
@@ -164,6 +174,8 @@ class ConfigTree:
     includes: list[IncludeUse] = field(default_factory=list)
     errors: list[tuple[str, int, str]] = field(default_factory=list)
     """(path, line, message) for problems that make sshd refuse the configuration."""
+    main_missing: bool = False
+    """The main file does not exist (its error is the one at line 0 of main_path)."""
 
     def placed(self, keyword: str) -> list[Placed]:
         return [d for d in self.directives if d.keyword == keyword]
@@ -192,6 +204,7 @@ def load_tree(source: FileSource, main_path: str = "/etc/ssh/sshd_config") -> Co
         text = source.read(main_path)
     except SourceMissing:
         tree.errors.append((main_path, 0, "main configuration file does not exist"))
+        tree.main_missing = True
         return tree
     except SourceUnreadable as exc:
         tree.errors.append((main_path, 0, f"cannot read main configuration file: {exc}"))
@@ -255,19 +268,21 @@ def _include(
             except SourceUnreadable:
                 matched = [target]
         if not matched:
-            tree.includes.append(IncludeUse(path, lineno, argument, (), conditions, "matches no file"))
+            tree.includes.append(IncludeUse(path, lineno, argument, (), conditions, "matches no file", "no-match"))
             continue
         use_problem = ""
+        kind: IncludeKind = ""
         for included in matched:
             if depth + 1 > MAX_INCLUDE_DEPTH or included in stack:
-                use_problem = "Too many recursive configuration includes (an Include loop?)"
+                use_problem, kind = "Too many recursive configuration includes (an Include loop?)", "loop"
                 tree.errors.append((path, lineno, use_problem))
                 continue
             try:
                 text = source.read(included)
             except (SourceMissing, SourceUnreadable) as exc:
                 use_problem = f"cannot read {included}: {exc or 'unreadable'}"
+                kind = "directory" if source.is_dir(included) else "unreadable"
                 tree.errors.append((path, lineno, use_problem))
                 continue
             _walk(tree, source, parse(text, included), conditions, depth + 1, (*stack, included))
-        tree.includes.append(IncludeUse(path, lineno, argument, tuple(matched), conditions, use_problem))
+        tree.includes.append(IncludeUse(path, lineno, argument, tuple(matched), conditions, use_problem, kind))

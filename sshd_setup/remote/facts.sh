@@ -1,5 +1,6 @@
 # Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS,
-# SSHD_VERSION (the server's SSH banner; empty = ask `sshd -V`) and SEND_BACKUP (a backup to send, or '').
+# UNIT_DIRS (systemd's unit search path: core/service.py), SSHD_VERSION (the server's SSH banner; empty =
+# ask `sshd -V`) and SEND_BACKUP (a backup to send, or '').
 # Prints @@KIND records; file contents as base64 between a record and @@EOF.
 # Cheap on purpose: every process started here is paid on every host on every run (a no-op run is just
 # this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
@@ -68,7 +69,7 @@ follow() {
   for pattern in $includes; do
     case "${pattern%/*}" in *[*?[]*) ;; *) [ -d "${pattern%/*}" ] && STAT_DIRS="$STAT_DIRS ${pattern%/*}";; esac
     for f in $pattern; do
-      [ -e "$f" ] || continue
+      [ -e "$f" ] || [ -L "$f" ] || continue  # a dangling link a glob lists: sshd cannot read it
       case " $SEEN " in *" $f "*) continue;; esac
       follow "$f" $(($2 + 1))
     done
@@ -118,8 +119,7 @@ if [ -d /run/systemd/system ]; then
   # enabled ssh socket makes the unit's live state matter, and only then is systemctl asked (~10 ms).
   ASK_SYSTEMD=""
   for u in ssh.service sshd.service ssh.socket sshd.socket ssh@.service sshd@.service; do
-    for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
-             /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
+    for d in $UNIT_DIRS; do
       if [ -L "$d/$u" ] || [ -e "$d/$u" ]; then
         # shellcheck disable=SC3013  # -ef: in every /bin/sh we run on (dash, bash, busybox ash, mksh)
         if [ "$d/$u" -ef /dev/null ]; then r "UNITFILE $u masked"; else r "UNITFILE $u loaded"; fi
@@ -140,8 +140,7 @@ if [ -d /run/systemd/system ]; then
     # name below it), so files written but not yet daemon-reloaded are judged too.
     for u in ssh.socket sshd.socket; do
       seen=" "
-      for d in /etc/systemd/system /run/systemd/system /run/systemd/generator /usr/local/lib/systemd/system \
-               /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late; do
+      for d in $UNIT_DIRS; do
         for f in "$d/$u.d"/*.conf; do
           [ -f "$f" ] || continue
           case "$seen" in *" ${f##*/} "*) continue;; esac

@@ -13,11 +13,11 @@ from sshd_setup.core.precedence import applies_at_startup
 
 def _check_tree_errors(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
-    include_problems = {(u.path, u.lineno) for u in ctx.before.includes if u.problem and u.problem != "matches no file"}
+    include_problems = {(u.path, u.lineno) for u in ctx.before.includes if u.kind not in ("", "no-match")}
     for path, line, message in ctx.before.errors:
         if (path, line) in include_problems:
             continue  # reported by the Include check with its own code
-        if line == 0 and "does not exist" in message:
+        if line == 0 and path == ctx.before.main_path and ctx.before.main_missing:
             if ctx.vendor or (ctx.plan is not None and any(f.code == "MAIN-CONFIG-MISSING" for f in ctx.plan.findings)):
                 continue
             out.append(
@@ -43,7 +43,8 @@ def _check_tree_errors(ctx: Context) -> list[Finding]:
     if ctx.after is not None:
         known = {(path, message) for path, _, message in ctx.before.errors}
         for path, line, message in ctx.after.errors:
-            if (path, message) not in known and not (ctx.vendor and "does not exist" in message):
+            main_missing = line == 0 and path == ctx.after.main_path and ctx.after.main_missing
+            if (path, message) not in known and not (ctx.vendor and main_missing):
                 out.append(
                     Finding(
                         "PLANNED-CONFIG-INVALID",
@@ -86,7 +87,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     watched = set(WATCHED_KEYWORDS)
     for use in ctx.before.includes:
-        if use.problem == "matches no file":
+        if use.kind == "no-match":
             out.append(
                 Finding(
                     "INCLUDE-NO-MATCH",
@@ -97,7 +98,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif "recursive" in use.problem:
+        elif use.kind == "loop":
             out.append(
                 Finding(
                     "INCLUDE-LOOP",
@@ -108,7 +109,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif "is a directory" in use.problem:
+        elif use.kind == "directory":
             out.append(
                 Finding(
                     "INCLUDE-IS-DIRECTORY",
@@ -120,7 +121,7 @@ def _check_includes(ctx: Context) -> list[Finding]:
                     use.lineno,
                 )
             )
-        elif use.problem:
+        elif use.kind == "unreadable":
             out.append(
                 Finding(
                     "INCLUDE-UNREADABLE",
