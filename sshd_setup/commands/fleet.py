@@ -358,7 +358,7 @@ def _report(
         print_lines(_host_notes(results, dry_run) + lines)
     if declined:
         print(f"sshd-setup: {mode} not confirmed: nothing changed", file=sys.stderr)
-        return exitcodes.HOST_FAILURES
+        return exitcodes.exit_code(all_good=False)
     return exit_code(results, interrupted)
 
 

@@ -254,9 +254,7 @@ def run_verify(
     if pytest_code not in (0, 1) and not collector.problems and not interrupt.stopped:
         collector.problems.append(f"pytest exited {pytest_code} (usage error or interrupted)")
     ok = all(r.status == PASSED for r in results) and not collector.problems
-    exit_code = exitcodes.OK if ok else exitcodes.HOST_FAILURES
-    if interrupt.stopped:
-        exit_code = exitcodes.INTERRUPTED
+    exit_code = exitcodes.exit_code(all_good=ok, interrupted=interrupt.stopped)
     if as_json:
         print(json.dumps(to_json(results, collector.problems, exit_code, seconds), indent=2))
     else:
