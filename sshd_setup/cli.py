@@ -342,4 +342,4 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # outside a fleet run's own handling (which prints its summary)
         print("sshd-setup: interrupted", file=sys.stderr)
-        sys.exit(exitcodes.INTERRUPTED)
+        sys.exit(exitcodes.exit_code(interrupted=True))

@@ -13,3 +13,15 @@ OK = 0
 HOST_FAILURES = 1
 BAD_INPUT = 2
 INTERRUPTED = 130
+
+
+def exit_code(*, all_good: bool = True, interrupted: bool = False, bad_input: bool = False) -> int:
+    """THE policy every command's outcome goes through: bad input 2, else Ctrl-C 130, else 1 unless all went well.
+
+    all_good: every host converged / every check passed / no error finding (a refusal or "not confirmed": False).
+    """
+    if bad_input:
+        return BAD_INPUT
+    if interrupted:
+        return INTERRUPTED
+    return OK if all_good else HOST_FAILURES

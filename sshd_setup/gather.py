@@ -14,9 +14,7 @@ from sshd_setup.core.service import SYSTEMD_UNIT_DIRS
 from sshd_setup.remote import script
 from sshd_setup.remote.protocol import FactsError, parse_backups, parse_facts
 
-__all__ = ["VENDOR_MAIN", "FactsError", "facts_script", "parse_backups", "parse_facts"]
-
-VENDOR_MAIN = "/usr/etc/ssh/sshd_config"
+__all__ = ["FactsError", "facts_script", "parse_backups", "parse_facts"]
 
 
 def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = "", login_user: str = "") -> str:

@@ -73,9 +73,7 @@ class HostResult:
 
 def exit_code(results: list[HostResult], interrupted: bool = False) -> int:
     """0: every host converged (or would); 1: any host blocked, failed, unreachable or not started; 130: Ctrl-C."""
-    if interrupted:
-        return exitcodes.INTERRUPTED
-    return exitcodes.OK if all(r.status in GOOD for r in results) else exitcodes.HOST_FAILURES
+    return exitcodes.exit_code(all_good=all(r.status in GOOD for r in results), interrupted=interrupted)
 
 
 def to_json(

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from sshd_setup import exitcodes
 from sshd_setup.apply import HeldHost, RunOptions, hold_host, run_host, warm_up
-from sshd_setup.core.finding import Severity
+from sshd_setup.core.finding import Severity, parse_allow
 from sshd_setup.core.runs import is_run_id, new_run_id
 from sshd_setup.errors import InputError
 from sshd_setup.grouping import Line, Span, View, change_lines, render, summary_lines
@@ -47,14 +47,6 @@ NOT_STARTED = {
     "max-fail": "not started: more hosts failed than --max-fail allows",
     "declined": "not started: apply not confirmed",
 }
-
-
-def parse_allow(values: list[str]) -> frozenset[str]:
-    codes = {code.strip().upper() for value in values for code in value.split(",") if code.strip()}
-    for code in codes:
-        if not code.replace("-", "").isalnum():
-            raise InputError("--allow", f"{code!r} is not a finding code")
-    return frozenset(codes)
 
 
 def parse_severity(text: str) -> Severity:
@@ -366,7 +358,7 @@ def _report(
         print_lines(_host_notes(results, dry_run) + lines)
     if declined:
         print(f"sshd-setup: {mode} not confirmed: nothing changed", file=sys.stderr)
-        return exitcodes.HOST_FAILURES
+        return exitcodes.exit_code(all_good=False)
     return exit_code(results, interrupted)
 
 

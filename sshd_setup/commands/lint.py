@@ -103,7 +103,7 @@ def run_lint(
             raise InputError(path, f"no such file{f' under {local_root}' if root is not None else ''}")
     except InputError as exc:
         print(f"sshd-setup: error: {exc}", file=sys.stderr)
-        return exitcodes.BAD_INPUT
+        return exitcodes.exit_code(bad_input=True)
     label = host or (str(root) if root is not None else "localhost")
     version = local_sshd_version() if root is None else ""  # a tree under --root may come from any host
     main, findings = lint_findings(root=local_root, main=main, desired=desired, sshd_version=version)
@@ -123,4 +123,4 @@ def run_lint(
         else:
             print(f"{label}: {finding_counts(findings)}")
     has_errors = any(f.severity is Severity.ERROR for f in findings)
-    return exitcodes.HOST_FAILURES if has_errors else exitcodes.OK
+    return exitcodes.exit_code(all_good=not has_errors)

@@ -33,11 +33,11 @@ def run_render(*, inventory: Path, host: str, root: Path, diff: bool, out: Path 
     refused = local_path_findings(entry.desired, LocalRoot(root))
     if refused:  # the host-side path policy, on the tree: nothing of such a file is shown
         print_findings(host, refused)
-        return exitcodes.HOST_FAILURES
+        return exitcodes.exit_code(all_good=False)
     plan = plan_host(entry.desired, LocalRoot(root), environment())
     print_findings(host, plan.findings)
     if plan.errors and not plan.files:
-        return exitcodes.HOST_FAILURES
+        return exitcodes.exit_code(all_good=False)
     if out is not None:
         for change in plan.files:
             if not change.remove:  # a removal: simply not among the planned files
@@ -51,7 +51,7 @@ def run_render(*, inventory: Path, host: str, root: Path, diff: bool, out: Path 
     else:
         for change in plan.files:
             sys.stdout.write(f"==> {change.path} ({change.reason})\n{'' if change.remove else change.after}")
-    return exitcodes.OK
+    return exitcodes.exit_code()
 
 
 def local_path_findings(desired: Desired, tree: LocalRoot) -> list[Finding]:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from sshd_setup import exitcodes
 from sshd_setup.commands.fleet import connect_options
+from sshd_setup.core.finding import parse_allow
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
@@ -211,11 +212,7 @@ def run_verify(
     if not 1 <= timeout <= 3600:
         raise InputError("--timeout", f"must be between 1 and 3600 seconds, got {timeout:g}")
     check_key_files(hosts)
-    allow = allow or []
-    for value in allow:
-        for code in value.split(","):
-            if code.strip() and not code.strip().replace("-", "").isalnum():
-                raise InputError("--allow", f"{code.strip()!r} is not a finding code")
+    allow = sorted(parse_allow(allow or []))
     _require_pytest()
     import pytest
 
@@ -257,9 +254,7 @@ def run_verify(
     if pytest_code not in (0, 1) and not collector.problems and not interrupt.stopped:
         collector.problems.append(f"pytest exited {pytest_code} (usage error or interrupted)")
     ok = all(r.status == PASSED for r in results) and not collector.problems
-    exit_code = exitcodes.OK if ok else exitcodes.HOST_FAILURES
-    if interrupt.stopped:
-        exit_code = exitcodes.INTERRUPTED
+    exit_code = exitcodes.exit_code(all_good=ok, interrupted=interrupt.stopped)
     if as_json:
         print(json.dumps(to_json(results, collector.problems, exit_code, seconds), indent=2))
     else:

@@ -124,8 +124,3 @@ def parse(text: str, path: str) -> ConfigFile:
     """Parse text into lines. sshd splits on '\\n' only; '\\r' is trailing whitespace to it."""
     pieces = [piece for piece in _LINE_SPLIT.split(text) if piece]
     return ConfigFile(path=path, lines=tuple(parse_line(piece) for piece in pieces))
-
-
-def directive(keyword: str, *args: str, newline: str = "\n") -> Line:
-    """A new directive line in our canonical spelling (`Keyword arg arg`)."""
-    return parse_line(" ".join((keyword, *args)) + newline)

@@ -62,7 +62,6 @@ class UserInfo:
 class HostFacts:
     os_id: str = ""
     os_like: tuple[str, ...] = ()
-    os_version: str = ""
     sshd_version_text: str = ""
     """e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'; '' when unknown (offline lint)."""
     init: str = "unknown"
@@ -102,7 +101,7 @@ class HostFacts:
     """False for offline facts (lint --root): checks that need units/users/versions are skipped."""
 
     def apply_os_release(self, text: str) -> None:
-        """Take ID, ID_LIKE and VERSION_ID from the text of an os-release file."""
+        """Take ID and ID_LIKE from the text of an os-release file."""
         values: dict[str, str] = {}
         for raw in text.splitlines():
             key, sep, value = raw.partition("=")
@@ -110,7 +109,6 @@ class HostFacts:
                 values[key.strip()] = value.strip().strip('"').strip("'")
         self.os_id = values.get("ID", "")
         self.os_like = tuple(values.get("ID_LIKE", "").split())
-        self.os_version = values.get("VERSION_ID", "")
 
     def source(self) -> SnapshotSource:
         return SnapshotSource(dict(self.files), set(self.dirs))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+from sshd_setup.errors import InputError
 
 
 class Severity(StrEnum):
@@ -33,3 +36,12 @@ class Finding:
         data = asdict(self)
         data["severity"] = self.severity.value
         return data
+
+
+def parse_allow(values: Iterable[str]) -> frozenset[str]:
+    """The codes of --allow (repeatable, each a comma list), upper-cased; anything else is an InputError."""
+    codes = {code.strip().upper() for value in values for code in value.split(",") if code.strip()}
+    for code in sorted(codes):
+        if not code.replace("-", "").isalnum():
+            raise InputError("--allow", f"{code!r} is not a finding code")
+    return frozenset(codes)

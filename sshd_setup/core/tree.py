@@ -23,25 +23,6 @@ SSH_DIR = "/etc/ssh"
 MAX_INCLUDE_DEPTH = 16  # sshd's SERVCONF_MAX_DEPTH
 GLOB_CHARS = frozenset("*?[")
 
-# Keywords that collect every value instead of keeping the first one.
-MULTI_VALUED = frozenset(
-    {
-        "port",
-        "listenaddress",
-        "hostkey",
-        "hostcertificate",
-        "acceptenv",
-        "setenv",
-        "subsystem",
-        "include",
-        "allowusers",
-        "denyusers",
-        "allowgroups",
-        "denygroups",
-        "hostkeyalgorithms_unused",
-    }
-)
-
 
 class SourceMissing(Exception):
     """The path does not exist."""

@@ -153,7 +153,3 @@ def rollback_script(
     header = ScriptHeader(run=run_id, kind="rollback", keep=keep, reload=reload, service=service, main=main)
     body = f"rollback_to {shlex.quote(backup)} {1 if save else 0}\n"
     return header.render() + script("apply.sh") + script("state.sh") + body
-
-
-RELEASE_SCRIPT = "release_lock\nprintf '@@RELEASED\\n'\n"
-"""Sent to the apply script's shell after the lockout guard: the host's lock is free again."""

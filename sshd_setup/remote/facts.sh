@@ -25,7 +25,7 @@ sendfile() {
   if haslink "$1"; then linked=1; r "LINK $1 $(readlink -f -- "$1" 2>/dev/null)"; fi
   if [ -d "$1" ]; then r "DIR $1"; return 0; fi
   if [ -L "$1" ] && [ ! -e "$1" ]; then r "UNREADABLE $1"; return 0; fi
-  if [ ! -e "$1" ]; then r "MISSING $1"; return 0; fi
+  if [ ! -e "$1" ]; then return 0; fi  # absent: no record
   if [ ! -r "$1" ] || [ ! -f "$1" ]; then r "UNREADABLE $1"; NEED_GROUPS=1; return 0; fi
   if [ -n "$linked" ]; then r "FILE $1"; head -c "$LINK_MAX" < "$1" | base64; r "EOF"; return 0; fi
   r "FILE $1"; base64 < "$1" || true; r "EOF"

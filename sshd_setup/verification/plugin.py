@@ -28,7 +28,8 @@ from typing import Any, TypeVar
 import pytest
 
 from sshd_setup.core.desired import Desired, Mapping
-from sshd_setup.errors import SshdSetupError
+from sshd_setup.core.finding import parse_allow
+from sshd_setup.errors import InputError, SshdSetupError
 from sshd_setup.inventory import HostEntry, load_inventory
 
 _HOSTS = pytest.StashKey[list[HostEntry]]()
@@ -106,7 +107,10 @@ def allowed_codes(config: pytest.Config) -> frozenset[str]:
     values = _option(config, "sshd_setup_allow", "SSHD_SETUP_ALLOW") or []
     if isinstance(values, str):
         values = [values]
-    return frozenset(code.strip().upper() for value in values for code in value.split(",") if code.strip())
+    try:
+        return parse_allow(values)
+    except InputError as exc:
+        raise pytest.UsageError(f"sshd-setup {exc}") from None
 
 
 def host_key_checking(config: pytest.Config) -> bool | None:

@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
         if missing:
             return {**result, **missing}
         from sshd_setup.apply import run_host
-        from sshd_setup.commands.fleet import parse_allow
+        from sshd_setup.core.finding import parse_allow
         from sshd_setup.errors import InputError
 
         args = dict(self._task.args)
