@@ -13,20 +13,7 @@ from sshd_setup.gather import parse_facts
 from tests.fleetrun import etc_ssh_state, sshd_setup, write_inventory
 from tests.helpers import desired_from
 from tests.testhosts import HostSpec
-from tests.testhosts.fleet import _banner_ok
-
-
-def answers(address: str, port: int, seconds: float = 15.0) -> bool:
-    """An SSH banner on address:port within seconds (a busy host's per-connection sshd can be slow)."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not _banner_ok(address, port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
+from tests.testhosts.fleet import wait_banner
 
 MAIN = "/etc/ssh/sshd_config"
 
@@ -80,7 +67,7 @@ def test_unknown_listen_address_and_an_extra_socket_port_block(fresh_hosts, tmp_
         "mkdir -p /etc/systemd/system/ssh.socket.d && printf '[Socket]\\nListenStream=2222\\n'"
         " > /etc/systemd/system/ssh.socket.d/extra.conf && systemctl daemon-reload && systemctl restart ssh.socket"
     )
-    assert answers(socket.address, 22) and answers(socket.address, 2222)
+    assert wait_banner(socket.address, 22) and wait_banner(socket.address, 2222)
     before = {h.name: etc_ssh_state(h) for h in fleet.hosts}
     ca = make_ca(tmp_path)
     settings = {
@@ -97,8 +84,8 @@ def test_unknown_listen_address_and_an_extra_socket_port_block(fresh_hosts, tmp_
         result = run.host(host.name)
         assert result["status"] == "blocked" and code in result["reason"], result
         assert etc_ssh_state(host) == before[host.name]
-    assert answers(listen.address, 22)
-    assert answers(socket.address, 22) and answers(socket.address, 2222)
+    assert wait_banner(listen.address, 22)
+    assert wait_banner(socket.address, 22) and wait_banner(socket.address, 2222)
 
 
 @pytest.mark.integration
@@ -129,7 +116,7 @@ def test_a_socket_drop_in_under_usr_lib_not_yet_daemon_reloaded_is_judged(fresh_
     assert run.returncode == 1 and run.host("dr1")["status"] == "blocked", run.host("dr1")
     assert "SOCKET-DAEMON-RELOAD-PENDING" in run.host("dr1")["reason"]
     assert etc_ssh_state(host) == before
-    assert answers(host.address, 22)
+    assert wait_banner(host.address, 22)
 
 
 def test_pending_socket_drop_ins_are_judged_from_disk_not_only_from_systemd() -> None:

@@ -10,20 +10,7 @@ import pytest
 from tests.fleetrun import sshd_setup, write_inventory
 from tests.testhosts import Host, HostSpec
 from tests.testhosts.certs import make_ca, make_user_key, try_login
-from tests.testhosts.fleet import _banner_ok
-
-
-def answers(address: str, port: int, seconds: float = 15.0) -> bool:
-    """An SSH banner on address:port within seconds (a busy host's per-connection sshd can be slow)."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not _banner_ok(address, port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
+from tests.testhosts.fleet import _banner_ok, wait_banner
 
 pytestmark = [pytest.mark.integration, pytest.mark.destructive]
 
@@ -51,7 +38,7 @@ def test_rhel_sshd_socket_is_recognised_blocks_a_2222_socket_and_is_never_stoppe
         "mkdir -p /etc/systemd/system/sshd.socket.d && printf '[Socket]\\nListenStream=\\nListenStream=2222\\n'"
         " > /etc/systemd/system/sshd.socket.d/port.conf && systemctl daemon-reload && systemctl restart sshd.socket"
     )
-    assert answers(moved.address, 2222) and not _banner_ok(moved.address, 22)
+    assert wait_banner(moved.address, 2222) and not _banner_ok(moved.address, 22)
     known = fleet.known_hosts_path.read_text()
     fleet.known_hosts_path.write_text(
         known
@@ -73,7 +60,7 @@ def test_rhel_sshd_socket_is_recognised_blocks_a_2222_socket_and_is_never_stoppe
     assert blocked["status"] == "blocked" and "SOCKET-NO-PORT-22" in blocked["reason"], blocked
     assert "sshd.socket listens on [::]:2222" in blocked["reason"]
     assert files_state(moved) == before[1]
-    assert answers(moved.address, 2222) and units(moved, "sshd.socket") == ["active"]
+    assert wait_banner(moved.address, 2222) and units(moved, "sshd.socket") == ["active"]
     converged = run.host("rsock1")
     assert converged["status"] == "changed", converged
     assert "sshd.socket is listening and runs one sshd per connection" in converged["reason"]
@@ -96,7 +83,7 @@ def test_rhel_sshd_socket_is_recognised_blocks_a_2222_socket_and_is_never_stoppe
     result = failed.host("rsock1")
     assert result["status"] == "failed-rolled-back" and "sshd is up again" in result["reason"], result
     assert units(healthy, "sshd.socket", "sshd.service") == ["active", "inactive"]
-    assert answers(healthy.address, 22)
+    assert wait_banner(healthy.address, 22)
     assert {p: v.split()[1] for p, v in files_state(healthy).items()} == {
         p: v.split()[1] for p, v in after_apply.items()
     }

@@ -325,6 +325,16 @@ class Host:
         return proc
 
 
+def wait_banner(address: str, port: int = 22, seconds: float = 15.0) -> bool:
+    """An SSH banner on address:port within seconds (a busy host's per-connection sshd can be slow)."""
+    deadline = time.monotonic() + seconds
+    while not _banner_ok(address, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def _banner_ok(address: str, port: int = 22) -> bool:
     try:
         with socket.create_connection((address, port), timeout=1.0) as s:

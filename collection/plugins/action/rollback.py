@@ -19,16 +19,17 @@ class ActionModule(ActionBase):
         missing = pipeline.missing_sshd_setup()
         if missing:
             return {**result, **missing}
-        from sshd_setup.hostrestore import rollback_host
+        from sshd_setup.core.runs import is_run_id
         from sshd_setup.errors import InputError
+        from sshd_setup.hostrestore import rollback_host
 
         args = dict(self._task.args)
         run_args = {name: args.pop(name) for name in RUN_ARGS if name in args}
         try:
             host = pipeline.HostRun(self, task_vars or {}, args)
             to = run_args.get("to")
-            if to is not None and (not isinstance(to, str) or not to.replace("-", "").isalnum()):
-                raise InputError(f"host {host.name}: to", f"{to!r} is not a backup name")
+            if to is not None and to != "latest" and (not isinstance(to, str) or not is_run_id(to)):
+                raise InputError(f"host {host.name}: to", f"{to!r} is not a run id (e.g. 20261201T163235Z-3f9a1c)")
             options = host.options(reload=pipeline.boolean(run_args.get("reload", True), f"host {host.name}: reload"))
         except InputError as exc:
             return {**result, **pipeline.input_failure(exc)}
