@@ -1,11 +1,11 @@
 # Host state for sshd-setup (loaded after apply.sh): the per-host lock, compare-and-swap, whole-state
 # backups and restores proved by hash. The generated header sets RUN (the controller's run id), KIND
-# (apply / rollback / uninstall), KEEP, MANAGED (the files this run plans) and NEW_DIRS (directories it
-# creates, that did not exist). Lists (MANAGED, present, left, ...) are space-separated absolute paths,
-# split on purpose where they are used unquoted.
+# (apply / rollback / uninstall), KEEP, MANAGED (the files this run plans), NEW_DIRS (directories it
+# creates, that did not exist) and LOCK_FILE (the host's lock: remote.HOST_LOCK, the file facts.sh
+# reports too). Lists (MANAGED, present, left, ...) are space-separated absolute paths, split on purpose
+# where they are used unquoted.
 # shellcheck disable=SC2153  # MAIN, KIND, ... are set by the generated header, not in this file
 BK_RUNS="$BK_ROOT/runs"
-LOCK_FILE=/run/sshd-setup.lock
 LOCK_HELD=""
 PROTECT=""
 PROOF_SKIP=""
@@ -20,7 +20,6 @@ BK_DONE=""
 # (the guard's rollback runs in a second session while the first still holds the lock).
 take_lock() {
   command -v flock >/dev/null 2>&1 || fail lock "flock(1) is not installed on this host"
-  [ -d "${LOCK_FILE%/*}" ] || LOCK_FILE=/tmp/sshd-setup.lock
   exec 9>>"$LOCK_FILE" || fail lock "cannot open $LOCK_FILE"
   owner=""
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
