@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 from typing import IO
 
@@ -54,6 +55,22 @@ def test_a_dead_runs_lock_is_taken_over_and_a_clean_exit_releases_it(tmp_path: P
     assert f"{RUN_B} " in proc.stdout  # the owner line while it held the lock
     assert lock.read_text() == ""  # released on exit: the next run takes over nothing
     assert "took-over" not in sh(tmp_path, "take_lock").stdout
+
+
+def test_a_lock_freed_while_its_owner_line_is_empty_is_taken_not_reported_as_starting(tmp_path: Path) -> None:
+    """A holder empties its line right before it lets go: a run that found the lock held in that moment
+    must take the freed lock, not report "held by run (starting)" (seen in test_runs' race test)."""
+    lock = tmp_path / "lock"
+    with lock.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # held, its line already emptied (release_lock's first step)
+        waiting = subprocess.Popen(
+            ["sh", "-c", FUNCTIONS + f"\nBK_RUNS={tmp_path}/bk/runs; LOCK_FILE={lock}; RUN={RUN_B}\ntake_lock"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)  # it found the lock held and is waiting for the holder's line
+    out = waiting.communicate(timeout=30)[0]
+    assert waiting.returncode == 0 and "@@LOCK held" in out and "@@FAIL" not in out, out
 
 
 def test_the_next_run_removes_a_cut_runs_leftovers(tmp_path: Path) -> None:
