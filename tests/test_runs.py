@@ -108,6 +108,11 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     blocked = sshd_setup("apply", "--yes", "--json", "-i", inventory).host("lock1")
     assert blocked["status"] == "blocked", blocked
     assert "held by run 20261201T000000Z-0ther1 999" in blocked["reason"]
+    for command in (["check"], ["apply", "--dry-run"]):  # what the facts see: the lock, not a half-changed host
+        seen_locked = sshd_setup(*command, "--json", "-i", inventory)
+        held = seen_locked.host("lock1")
+        assert seen_locked.returncode == 1 and held["status"] == "blocked", held
+        assert held["reason"].startswith("host is locked, nothing written: held by run 20261201T000000Z-0ther1 999")
     assert host_state(host) == before
     # that run dies without releasing: its owner line stays, the kernel dropped the flock
     host.run("kill $(cat /run/holder.pid); while kill -0 $(cat /run/holder.pid) 2>/dev/null; do sleep 0.05; done")
