@@ -358,14 +358,14 @@ def _assess_host(
 
     result.files = [FileReport(c.path, c.reason, c.changed, unified_diff(c) if c.changed else "") for c in plan.files]
     blocking = _blocking(findings, options.allow)
+    if assessment.facts.locked_by:  # another run is between its write and its verified reload: what it wrote
+        holder = assessment.facts.locked_by  # would look like a pending foreign change; the lock is the news
+        result.status = Status.BLOCKED  # for apply, dry-run and check alike
+        result.reason = f"host is locked, nothing written: held by run {holder} (another sshd-setup run is changing it)"
+        return None
     if options.check_only:
         result.status = Status.BLOCKED if blocking else Status.CHECKED
         result.reason = _blocked_reason(blocking) if blocking else "no error findings"
-        return None
-    if assessment.facts.locked_by:  # another run is between its write and its verified reload: what it wrote
-        holder = assessment.facts.locked_by  # would look like a pending foreign change; the lock is the news
-        result.status = Status.BLOCKED
-        result.reason = f"host is locked, nothing written: held by run {holder} (another sshd-setup run is changing it)"
         return None
     if blocking:
         result.status, result.reason = Status.BLOCKED, _blocked_reason(blocking)

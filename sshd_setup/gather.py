@@ -11,19 +11,22 @@ import shlex
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.service import SYSTEMD_UNIT_DIRS
-from sshd_setup.remote import script
+from sshd_setup.remote import HOST_LOCK, HostLock, script
 from sshd_setup.remote.protocol import FactsError, parse_backups, parse_facts
 
 __all__ = ["FactsError", "facts_script", "parse_backups", "parse_facts"]
 
 
-def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = "", login_user: str = "") -> str:
+def facts_script(
+    desired: Desired, sshd_version: str = "", send_backup: str = "", login_user: str = "", lock: HostLock = HOST_LOCK
+) -> str:
     """The one command that gathers facts for this desired state.
 
     sshd_version: what the server's SSH banner says (e.g. 'OpenSSH_9.2p1 Debian-2+deb12u3'); it spares the
     host an `sshd -V`. sshd re-executes its installed binary for every connection, so the banner names the
     installed version. Empty: the script asks sshd.
     login_user: the user sshd-setup logs in as, looked up too (AllowUsers/AllowGroups must admit it).
+    lock: the host's lock, whose holder the script reports (LOCKED): the file state.sh takes.
     """
     extra = [desired.ca_path, *(m.file for m in desired.mappings if m.file)]
     meta: list[str] = [desired.sshd_config]  # its owner and mode, kept when it is rewritten
@@ -46,4 +49,4 @@ def facts_script(desired: Desired, sshd_version: str = "", send_backup: str = ""
             f"SEND_BACKUP={shlex.quote(send_backup)}",
         ]
     )
-    return header + "\n" + script("facts.sh")
+    return header + "\n" + lock.shell() + script("facts.sh")

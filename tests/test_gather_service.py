@@ -13,6 +13,7 @@ from sshd_setup.core.facts import HostFacts, UnitState
 from sshd_setup.core.service import pid_file, service_plan
 from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.gather import FactsError, facts_script, parse_facts
+from sshd_setup.remote import HostLock
 from tests.helpers import desired_from
 
 
@@ -276,10 +277,9 @@ def test_a_lock_held_by_another_run_is_a_fact() -> None:
 
 def test_the_facts_script_reports_only_a_lock_that_is_really_held(tmp_path: Path) -> None:
     """facts.sh asks flock(1) when the lock file names a run: a dead run's line must not block anyone."""
-    script = facts_script(desired_from({}), "")
     lock = tmp_path / "lock"
+    script = facts_script(desired_from({}), "", lock=HostLock(str(lock), str(tmp_path / "unused")))
     lock.write_text("20261201T000000Z-0ther1 4242 2026-12-01T00:00:00Z\n")
-    script = script.replace("/run/sshd-setup.lock", str(lock))
     stale = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60).stdout
     assert "@@LOCKED" not in stale and "@@END" in stale
     holder = subprocess.Popen(["flock", str(lock), "sleep", "30"])

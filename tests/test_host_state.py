@@ -7,13 +7,21 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import subprocess
+import time
 from pathlib import Path
+from typing import IO
 
-from sshd_setup.remote import script
+import pytest
+
+from sshd_setup.core.service import ServicePlan
+from sshd_setup.gather import facts_script
+from sshd_setup.remote import HOST_LOCK, HostLock, ScriptHeader, apply_script, rollback_script, script
+from tests.helpers import desired_from
 
 FUNCTIONS = script("apply.sh") + "\n" + script("state.sh")
 RUN_A = "20261201T100000Z-aaaaaa"
 RUN_B = "20261201T100000Z-bbbbbb"
+SERVICE = ServicePlan("systemd", "ssh", "true", "true", "true", "test")
 
 
 def sh(tmp: Path, body: str, run: str = RUN_B, keep: int = 5) -> subprocess.CompletedProcess[str]:
@@ -47,6 +55,22 @@ def test_a_dead_runs_lock_is_taken_over_and_a_clean_exit_releases_it(tmp_path: P
     assert f"{RUN_B} " in proc.stdout  # the owner line while it held the lock
     assert lock.read_text() == ""  # released on exit: the next run takes over nothing
     assert "took-over" not in sh(tmp_path, "take_lock").stdout
+
+
+def test_a_lock_freed_while_its_owner_line_is_empty_is_taken_not_reported_as_starting(tmp_path: Path) -> None:
+    """A holder empties its line right before it lets go: a run that found the lock held in that moment
+    must take the freed lock, not report "held by run (starting)" (seen in test_runs' race test)."""
+    lock = tmp_path / "lock"
+    with lock.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # held, its line already emptied (release_lock's first step)
+        waiting = subprocess.Popen(
+            ["sh", "-c", FUNCTIONS + f"\nBK_RUNS={tmp_path}/bk/runs; LOCK_FILE={lock}; RUN={RUN_B}\ntake_lock"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)  # it found the lock held and is waiting for the holder's line
+    out = waiting.communicate(timeout=30)[0]
+    assert waiting.returncode == 0 and "@@LOCK held" in out and "@@FAIL" not in out, out
 
 
 def test_the_next_run_removes_a_cut_runs_leftovers(tmp_path: Path) -> None:
@@ -155,3 +179,48 @@ def test_a_restore_is_proved_by_hash(tmp_path: Path) -> None:
     assert f"@@RESTORE-INCOMPLETE {config}" in bad.stdout and "@@RESTORED" not in bad.stdout
     gone = sh(tmp_path, "restore_from 20261201T000000Z-gone00")
     assert "@@RESTORE-INCOMPLETE (backup 20261201T000000Z-gone00 is gone)" in gone.stdout
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+@pytest.mark.parametrize("has_run", [True, False], ids=["with-run", "without-run"])
+def test_facts_sh_sees_the_lock_state_sh_takes_with_and_without_run(tmp_path: Path, shell: str, has_run: bool) -> None:
+    """Both scripts get the lock's path and its fallback from one header line (remote.HostLock): the lock a
+    run holds is the one the next run's facts report, on a host without /run too."""
+    lock = HostLock(f"{tmp_path}/run/sshd-setup.lock", f"{tmp_path}/tmp/sshd-setup.lock")
+    (tmp_path / "tmp").mkdir()
+    if has_run:
+        (tmp_path / "run").mkdir()
+    header = ScriptHeader(run=RUN_A, kind="apply", keep=1, reload=False, service=SERVICE, main="/none", lock=lock)
+    holding = header.render() + FUNCTIONS + f"\nBK_RUNS={tmp_path}/bk/runs\ntake_lock; echo READY; read -r _\n"
+    holder = subprocess.Popen([shell, "-c", holding], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and "READY" in _lines_until(holder.stdout, "READY")
+        facts = subprocess.run(
+            [shell, "-s"], input=facts_script(desired_from({}), "", lock=lock), capture_output=True, text=True
+        ).stdout
+    finally:
+        holder.communicate("", timeout=30)  # its shell exits: the EXIT trap releases the lock
+    taken = Path(lock.path if has_run else lock.fallback)
+    assert f"@@LOCKED {RUN_A} {holder.pid} " in facts and "@@END" in facts, facts
+    assert taken.exists() and taken.read_text() == ""  # released: its line emptied
+    assert (tmp_path / "run").exists() == has_run  # the fallback made no /run
+
+
+def test_every_script_names_the_lock_by_the_one_header_line() -> None:
+    main = "/etc/ssh/sshd_config"
+    scripts = [
+        facts_script(desired_from({})),
+        apply_script(run_id=RUN_A, keep=1, reload=True, service=SERVICE, main=main, directories=(), files=[]),
+        rollback_script(run_id=RUN_A, backup=RUN_B, reload=True, service=SERVICE, main=main),
+    ]
+    assert all(HOST_LOCK.shell() in text for text in scripts)
+    assert all("sshd-setup.lock" not in script(name) for name in ("facts.sh", "apply.sh", "state.sh"))
+
+
+def _lines_until(stream: IO[str], marker: str) -> str:
+    seen = ""
+    for line in stream:
+        seen += line
+        if marker in line:
+            break
+    return seen

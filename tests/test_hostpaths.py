@@ -16,7 +16,7 @@ from sshd_setup.core.service import ServicePlan
 from sshd_setup.core.tree import SnapshotEntry
 from sshd_setup.gather import facts_script
 from sshd_setup.inventory import load_inventory
-from sshd_setup.remote import apply_script
+from sshd_setup.remote import HostLock, apply_script
 from tests.helpers import CA_KEY, desired_from, plan_texts
 
 SHADOW = "root:$y$j9T$SECRETSECRET:19000:0:99999:7:::\n"
@@ -149,9 +149,9 @@ def _run_apply(tmp_path: Path, main_text: str, directories: tuple[str, ...], fil
         main=str(main),
         directories=directories,
         files=[(str(main), main_text + f"HostKey {key}\n", None), *((p, t, (0o644, "root", "root")) for p, t in files)],
+        lock=HostLock(f"{tmp_path}/lock", f"{tmp_path}/unused"),
     )
     script = script.replace("BK_ROOT=/var/backups/sshd-setup", f"BK_ROOT={tmp_path}/backups")
-    script = script.replace("LOCK_FILE=/run/sshd-setup.lock", f"LOCK_FILE={tmp_path}/lock")
     proc = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=60)
     return proc.stdout
 

@@ -11,7 +11,7 @@ import base64
 
 import pytest
 
-from sshd_setup import apply
+from sshd_setup import apply, exitcodes, report
 from sshd_setup.apply import INTERRUPTED_BEFORE_CHANGE, RunOptions, hold_host, run_host
 from sshd_setup.errors import InputError
 from sshd_setup.gather import parse_facts
@@ -149,6 +149,23 @@ def test_check_only_reports_checked_without_writing() -> None:
 
     assert (result.status, result.reason) == (Status.CHECKED, "no error findings")
     assert host.kinds() == ["facts"]
+
+
+@pytest.mark.parametrize("mode", ["check_only", "dry_run", "apply"])
+def test_a_host_another_run_is_changing_is_reported_locked_by_check_dry_run_and_apply(mode: str) -> None:
+    """facts.sh saw the host's lock held (LOCKED): the findings are of a half-changed state, the lock is the
+    news; the same result in every mode, exit code 1, nothing but the facts sent."""
+    locked = edited("facts-fresh", "@@END\n", "@@LOCKED 20261201T000000Z-other 4242 2026-12-01T00:00:00Z\n@@END\n")
+    host = FakeHost(facts=[locked])
+
+    result = run_host(entry(), options(host, **({mode: True} if mode != "apply" else {})))
+
+    assert result.status is Status.BLOCKED
+    assert result.reason == (
+        "host is locked, nothing written: held by run 20261201T000000Z-other 4242 2026-12-01T00:00:00Z"
+        " (another sshd-setup run is changing it)"
+    )
+    assert host.kinds() == ["facts"] and report.exit_code([result]) == exitcodes.HOST_FAILURES
 
 
 def test_a_converged_host_is_unchanged_after_one_round_trip() -> None:

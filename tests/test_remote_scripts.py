@@ -87,7 +87,7 @@ TRICKY = [
 
 def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
     from sshd_setup.core.service import ServicePlan
-    from sshd_setup.remote import apply_script
+    from sshd_setup.remote import HostLock, apply_script
 
     service = ServicePlan("systemd", "ssh", "true", "true", "true", "test")
     files = [(str(tmp_path / f"f{i}"), text, (0o644, "root", "root")) for i, text in enumerate(TRICKY)]
@@ -99,10 +99,10 @@ def test_staged_files_hold_exactly_the_planned_bytes(tmp_path: Path) -> None:
         main="/nonexistent",
         directories=(),
         files=files,
+        lock=HostLock(f"{tmp_path}/lock", f"{tmp_path}/unused"),
     )
     assert generated.endswith("run_apply\n")
     body = generated.removesuffix("run_apply\n") + '[ -z "$STAGE_FAILED" ] && install_staged\n'
-    body = body.replace("\ntake_lock\n", f"\nLOCK_FILE={tmp_path}/lock; take_lock\n", 1)
     proc = subprocess.run(["sh", "-s"], input=body.encode("utf-8", "surrogateescape"), capture_output=True, timeout=30)
     assert proc.returncode == 0 and b"@@STEP installed" in proc.stdout, proc.stderr
     for path, text, _ in files:

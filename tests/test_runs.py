@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from sshd_setup.remote import HOST_LOCK
 from tests.fleetrun import sshd_setup, write_inventory
 from tests.testhosts import Host, HostSpec
 from tests.testhosts.certs import make_ca
 
 pytestmark = [pytest.mark.integration, pytest.mark.destructive]
+LOCK = HOST_LOCK.path  # the test hosts have /run
 
 STATE = (
     "find /etc/ssh /etc/ssh/principals -maxdepth 1 -printf '%y %m %u %p\\n' 2>/dev/null | sort;"
@@ -100,12 +102,17 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     before = host_state(host)
     # another run holds the lock (its shell is alive): blocked, named, nothing written
     host.run(
-        "printf '20261201T000000Z-0ther1 999 2026-12-01T00:00:00Z\\n' > /run/sshd-setup.lock;"
-        " (flock -o /run/sshd-setup.lock sleep 300 >/dev/null 2>&1 & echo $! > /run/holder.pid)"
+        f"printf '20261201T000000Z-0ther1 999 2026-12-01T00:00:00Z\\n' > {LOCK};"
+        f" (flock -o {LOCK} sleep 300 >/dev/null 2>&1 & echo $! > /run/holder.pid)"
     )
     blocked = sshd_setup("apply", "--yes", "--json", "-i", inventory).host("lock1")
     assert blocked["status"] == "blocked", blocked
     assert "held by run 20261201T000000Z-0ther1 999" in blocked["reason"]
+    for command in (["check"], ["apply", "--dry-run"]):  # what the facts see: the lock, not a half-changed host
+        seen_locked = sshd_setup(*command, "--json", "-i", inventory)
+        held = seen_locked.host("lock1")
+        assert seen_locked.returncode == 1 and held["status"] == "blocked", held
+        assert held["reason"].startswith("host is locked, nothing written: held by run 20261201T000000Z-0ther1 999")
     assert host_state(host) == before
     # that run dies without releasing: its owner line stays, the kernel dropped the flock
     host.run("kill $(cat /run/holder.pid); while kill -0 $(cat /run/holder.pid) 2>/dev/null; do sleep 0.05; done")
@@ -117,7 +124,7 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     taken = sshd_setup("apply", "--yes", "--json", "-i", inventory).host("lock1")
     assert taken["status"] == "changed", taken
     assert any("took over the lock left by run 20261201T000000Z-0ther1" in d for d in taken["details"]), taken
-    assert host.read_file("/run/sshd-setup.lock") == b""  # released after the guard
+    assert host.read_file(LOCK) == b""  # released after the guard
     assert any("removed leftovers of a cut run" in d for d in taken["details"]), taken
     assert host.run("ls -a /etc/ssh | grep -c sshd-setup-new", check=False).stdout.strip() == "0"
     assert host.run("ls /var/backups/sshd-setup/runs").stdout.split() == [taken["backup"]]

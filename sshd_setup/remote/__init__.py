@@ -20,6 +20,26 @@ FileMode = tuple[int, str, str]
 
 
 @dataclass(frozen=True)
+class HostLock:
+    """Where the per-host lock lives: `path`, or `fallback` on a host without path's directory (no /run).
+
+    state.sh takes it, facts.sh reports its holder: both get the same `LOCK_FILE=...` line in their header
+    (shell()), so both always name the same file."""
+
+    path: str = "/run/sshd-setup.lock"
+    fallback: str = "/tmp/sshd-setup.lock"
+
+    def shell(self) -> str:
+        directory = self.path.rsplit("/", 1)[0] or "/"
+        path, fallback = shlex.quote(self.path), shlex.quote(self.fallback)
+        return f"LOCK_FILE={path}; [ -d {shlex.quote(directory)} ] || LOCK_FILE={fallback}\n"
+
+
+HOST_LOCK = HostLock()
+"""THE host lock (tests pass another HostLock under a temporary directory)."""
+
+
+@dataclass(frozen=True)
 class ScriptHeader:
     """The variables apply.sh and state.sh read (listed at the top of each), quoted: the one place that
     writes them, for an apply, an uninstall and a rollback alike."""
@@ -36,6 +56,7 @@ class ScriptHeader:
     pid_file: str = "none"
     test_hook: str = ""
     require_exec: tuple[str, ...] = ()
+    lock: HostLock = HOST_LOCK
 
     def render(self) -> str:
         values = {
@@ -54,7 +75,7 @@ class ScriptHeader:
             "TEST_HOOK": self.test_hook,
             "REQUIRE_EXEC": " ".join(self.require_exec),
         }
-        return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n"
+        return "\n".join(f"{name}={shlex.quote(value)}" for name, value in values.items()) + "\n" + self.lock.shell()
 
 
 TEST_HOOK_ENV = "SSHD_SETUP_TEST_HOOK"
@@ -84,6 +105,7 @@ def apply_script(
     fix_directories: tuple[str, ...] = (),
     force_reload: bool = False,
     require_exec: tuple[str, ...] = (),
+    lock: HostLock = HOST_LOCK,
 ) -> str:
     """The one command that stages, validates, backs up, installs and reloads.
 
@@ -111,6 +133,7 @@ def apply_script(
             pid_file=pid_file,
             test_hook=_test_hook(),
             require_exec=require_exec,
+            lock=lock,
         ).render(),
         script("apply.sh"),
         script("state.sh"),
@@ -143,13 +166,21 @@ def apply_script(
 
 
 def rollback_script(
-    *, run_id: str, backup: str, reload: bool, service: ServicePlan, main: str, save: bool = True, keep: int = 1000
+    *,
+    run_id: str,
+    backup: str,
+    reload: bool,
+    service: ServicePlan,
+    main: str,
+    save: bool = True,
+    keep: int = 1000,
+    lock: HostLock = HOST_LOCK,
 ) -> str:
     """The one command that restores backup `backup` under the host's lock, proved by hash, validated, reloaded.
 
     save: first a complete backup of the current state named run_id (not for the guard's rollback, whose
     run already took one). It waits for the init system's word: restored files keep their old times.
     """
-    header = ScriptHeader(run=run_id, kind="rollback", keep=keep, reload=reload, service=service, main=main)
+    header = ScriptHeader(run=run_id, kind="rollback", keep=keep, reload=reload, service=service, main=main, lock=lock)
     body = f"rollback_to {shlex.quote(backup)} {1 if save else 0}\n"
     return header.render() + script("apply.sh") + script("state.sh") + body

@@ -1,6 +1,6 @@
 # Gather facts for sshd-setup in one round trip. Set before this: MAIN, EXTRA_FILES, META_PATHS, USERS,
 # UNIT_DIRS (systemd's unit search path: core/service.py), SSHD_VERSION (the server's SSH banner; empty =
-# ask `sshd -V`) and SEND_BACKUP (a backup to send, or '').
+# ask `sshd -V`), SEND_BACKUP (a backup to send, or '') and LOCK_FILE (the host's lock: remote.HOST_LOCK).
 # Prints @@KIND records; file contents as base64 between a record and @@EOF.
 # Cheap on purpose: every process started here is paid on every host on every run (a no-op run is just
 # this script), so loops, tests and globs stay in the shell and each tool runs once for all its arguments.
@@ -208,9 +208,9 @@ fi
 # Another run holding the host's lock (state.sh) is changing the host now: its "RUN PID TIME" line, only when
 # the lock is really held (a dead run's line stays until the next run takes the lock over: never blocks).
 owner=""
-[ -s /run/sshd-setup.lock ] && read -r owner < /run/sshd-setup.lock
+[ -s "$LOCK_FILE" ] && read -r owner < "$LOCK_FILE"
 if [ -n "$owner" ] && command -v flock >/dev/null 2>&1; then
-  flock -n /run/sshd-setup.lock true 2>/dev/null || r "LOCKED $owner"
+  flock -n "$LOCK_FILE" true 2>/dev/null || r "LOCKED $owner"
 fi
 # Complete backups (runs/NAME/complete, written last): @@RUN seq name kind first changed-paths, and, when
 # SEND_BACKUP names one (or `first`, or `latest`: the newest not taken by a rollback), its manifest and

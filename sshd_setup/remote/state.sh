@@ -1,11 +1,11 @@
 # Host state for sshd-setup (loaded after apply.sh): the per-host lock, compare-and-swap, whole-state
 # backups and restores proved by hash. The generated header sets RUN (the controller's run id), KIND
-# (apply / rollback / uninstall), KEEP, MANAGED (the files this run plans) and NEW_DIRS (directories it
-# creates, that did not exist). Lists (MANAGED, present, left, ...) are space-separated absolute paths,
-# split on purpose where they are used unquoted.
+# (apply / rollback / uninstall), KEEP, MANAGED (the files this run plans), NEW_DIRS (directories it
+# creates, that did not exist) and LOCK_FILE (the host's lock: remote.HOST_LOCK, the file facts.sh
+# reports too). Lists (MANAGED, present, left, ...) are space-separated absolute paths, split on purpose
+# where they are used unquoted.
 # shellcheck disable=SC2153  # MAIN, KIND, ... are set by the generated header, not in this file
 BK_RUNS="$BK_ROOT/runs"
-LOCK_FILE=/run/sshd-setup.lock
 LOCK_HELD=""
 PROTECT=""
 PROOF_SKIP=""
@@ -13,24 +13,30 @@ EXPECT=""
 REMOVE=""
 BK_DONE=""
 
-# take_lock: an flock(2) on LOCK_FILE held by this shell's fd 9 until release_lock or until this shell
-# ends (the session's shell outlives the apply script: the controller releases it after the lockout guard).
+# take_lock: an flock(2) on LOCK_FILE held by this shell's fd 9 until this shell exits: its EXIT trap
+# (release_lock) empties the owner line and closes fd 9. The session's shell outlives the apply script;
+# the controller closes the session after the lockout guard, and the shell's exit releases the lock.
 # The kernel drops the lock of a dead process, so a dead run never blocks; the owner line it left behind
 # ("RUN PID TIME", emptied on a clean release) is reported as taken over. The same run may re-enter
 # (the guard's rollback runs in a second session while the first still holds the lock).
 take_lock() {
   command -v flock >/dev/null 2>&1 || fail lock "flock(1) is not installed on this host"
-  [ -d "${LOCK_FILE%/*}" ] || LOCK_FILE=/tmp/sshd-setup.lock
   exec 9>>"$LOCK_FILE" || fail lock "cannot open $LOCK_FILE"
   owner=""
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  if ! flock -n 9; then
-    i=0  # the holder writes its line right after taking the lock: give it a moment
-    while read -r owner < "$LOCK_FILE"; [ -z "$owner" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
-    exec 9>&-
-    case "$owner" in "$RUN "*) r "LOCK joined"; return 0;; esac
-    fail lock "held by run ${owner:-(starting)}"
-  fi
+  i=0
+  until flock -n 9; do
+    # held: name the holder. Its line is written right after it took the lock and emptied right before
+    # it lets go, so an empty line is a holder starting or leaving: ask the lock again (a lock freed
+    # meanwhile is ours) until the line shows, for at most 5 s.
+    read -r owner < "$LOCK_FILE"
+    if [ -n "$owner" ] || [ $i -ge 100 ]; then
+      exec 9>&-
+      case "$owner" in "$RUN "*) r "LOCK joined"; return 0;; esac
+      fail lock "held by run ${owner:-(starting)}"
+    fi
+    sleep 0.05; i=$((i + 1))
+  done
   read -r owner < "$LOCK_FILE"
   [ -z "$owner" ] || r "LOCK took-over $owner"
   LOCK_HELD=1

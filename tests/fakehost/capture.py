@@ -23,13 +23,13 @@ from sshd_setup.core.desired import build_desired
 from sshd_setup.core.runs import new_run_id
 from sshd_setup.hostrestore import list_host, rollback_host
 from sshd_setup.inventory import HostEntry, load_inventory
-from sshd_setup.remote import TEST_HOOK_ENV
+from sshd_setup.remote import HOST_LOCK, TEST_HOOK_ENV
 from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, connect
 from tests.fakehost import SETTINGS, SETTINGS_MORE, kind_of
 
 RECORDS = Path(__file__).parent / "records"
 HOLD_LOCK = (  # another run holds the host's lock for 20 s (flock on fd 9, its owner line written)
-    'setsid sh -c \'exec 9>>/run/sshd-setup.lock; flock 9; echo "20261201T000000Z-other 1 now" > /run/sshd-setup.lock;'
+    f'setsid sh -c \'exec 9>>{HOST_LOCK.path}; flock 9; echo "20261201T000000Z-other 1 now" > {HOST_LOCK.path};'
     " sleep 20' </dev/null >/dev/null 2>&1 &"
 )
 
