@@ -116,10 +116,10 @@ def key_upload(
     with _client(gateway) as api:
         if get_settings(api).public_key == public_key:
             typer.echo(f"the gateway already uses {key}; nothing sent")
-            return exitcodes.OK
+            return exitcodes.exit_code()
         settings = put_public_key(api, public_key)
     typer.echo(f"uploaded {key}: the gateway now encrypts command logs to it (updated {settings.updated_at or '?'})")
-    return exitcodes.OK
+    return exitcodes.exit_code()
 
 
 @key_app.command("show", epilog="Example: sshd-setup logs key show --account-id ID -k sshkey.pub")
@@ -136,12 +136,10 @@ def key_show(
         settings = get_settings(api)
     if not settings.public_key:
         typer.echo("no command-logging public key is set at the gateway")
-        return exitcodes.HOST_FAILURES if key is not None else exitcodes.OK
+        return exitcodes.exit_code(all_good=key is None)
     typer.echo(settings.public_key)
     if key is None:
-        return exitcodes.OK
-    if settings.public_key == local:
-        typer.echo(f"matches {key}", err=True)
-        return exitcodes.OK
-    typer.echo(f"does NOT match {key}", err=True)
-    return exitcodes.HOST_FAILURES
+        return exitcodes.exit_code()
+    matches = settings.public_key == local
+    typer.echo(f"matches {key}" if matches else f"does NOT match {key}", err=True)
+    return exitcodes.exit_code(all_good=matches)
