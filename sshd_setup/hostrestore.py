@@ -11,7 +11,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from sshd_setup.apply import (
+from sshd_setup.core.facts import HostFacts
+from sshd_setup.core.hostpaths import check_host_paths
+from sshd_setup.core.plan import FileChange
+from sshd_setup.core.runs import BackupEntry, HostBackups, uninstalled_main, without_blocks
+from sshd_setup.core.service import service_plan
+from sshd_setup.diffing import unified_diff
+from sshd_setup.gather import facts_script
+from sshd_setup.inventory import HostEntry
+from sshd_setup.pipeline import (
     RunOptions,
     _first_line,
     _lockout_guard,
@@ -21,14 +29,6 @@ from sshd_setup.apply import (
     note_lock,
     restore_problem,
 )
-from sshd_setup.core.facts import HostFacts
-from sshd_setup.core.hostpaths import check_host_paths
-from sshd_setup.core.plan import FileChange
-from sshd_setup.core.runs import BackupEntry, HostBackups, uninstalled_main, without_blocks
-from sshd_setup.core.service import service_plan
-from sshd_setup.diffing import unified_diff
-from sshd_setup.gather import facts_script
-from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import apply_script, rollback_script
 from sshd_setup.remote.protocol import parse_apply_output, parse_facts_output
 from sshd_setup.report import FileReport, HostResult, Status

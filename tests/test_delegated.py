@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sshd_setup import apply
-from sshd_setup.apply import RunOptions, run_host
+from sshd_setup import pipeline
 from sshd_setup.delegated import NEW_LOGIN_OPTIONS, Delegated, ScriptTransport, SshLogin, host_entry, merged_settings
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
+from sshd_setup.pipeline import RunOptions, run_host
 from sshd_setup.report import Status
 from sshd_setup.transport import CommandResult, Unreachable
 from tests.fakehost import VirtualClock, guard_restored, kind_of, record
@@ -131,7 +131,7 @@ def test_dry_run_over_the_owner_s_connection_sends_only_the_facts_script(tmp_pat
 def test_failed_guard_on_new_logins_restores_over_the_owner_s_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(apply, "time", VirtualClock())  # the guard's 5 s of retries, at once
+    monkeypatch.setattr(pipeline, "time", VirtualClock())  # the guard's 5 s of retries, at once
     host = ScriptedHost(record("apply-changed"))
     login = Login([False] * 100)
     options = RunOptions(allow=TMP_IS_WORLD_WRITABLE, transports=Delegated(ScriptTransport(host.execute), login))

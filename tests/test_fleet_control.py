@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sshd_setup.apply import RunOptions, hold_host
 from sshd_setup.grouping import compress_hosts
 from sshd_setup.inventory import load_inventory
+from sshd_setup.pipeline import RunOptions, hold_host
 from sshd_setup.report import Status
 from sshd_setup.transport import ConnectOptions
 from tests.fleetrun import etc_ssh_state, sshd_setup, write_inventory

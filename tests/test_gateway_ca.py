@@ -532,9 +532,9 @@ def test_cli_start_up_does_not_import_httpx() -> None:
 
 
 def test_cli_default_api_base_matches_client() -> None:
-    from sshd_setup.gateway import api, cli
+    from sshd_setup.gateway import api, apiargs
 
-    assert cli._DEFAULT_API_BASE == api.DEFAULT_API_BASE == "https://api.cloudflare.com/client/v4"
+    assert apiargs.DEFAULT_API_BASE == api.DEFAULT_API_BASE == "https://api.cloudflare.com/client/v4"
 
 
 # --------------------------------------------------------------------------------------------

@@ -394,9 +394,3 @@ def test_verbose_sync_shows_requests_and_never_the_token_even_when_echoed(gw: Fa
     assert proc.returncode == 2
     assert "GET http://127.0.0.1" in proc.stderr and "teamnet/virtual_networks" in proc.stderr
     assert "[redacted]" in proc.stderr.splitlines()[-1]
-
-
-def test_infra_cli_default_api_base_matches_the_client() -> None:
-    from sshd_setup.gateway import api, infra_cli
-
-    assert infra_cli._DEFAULT_API_BASE == api.DEFAULT_API_BASE

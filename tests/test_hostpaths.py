@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sshd_setup.apply import _blocking, assess
 from sshd_setup.core.facts import FileMeta, HostFacts
 from sshd_setup.core.hostpaths import FILE_FOREIGN, PATH_REFUSED, check_host_paths
 from sshd_setup.core.service import ServicePlan
 from sshd_setup.core.tree import SnapshotEntry
 from sshd_setup.gather import facts_script
 from sshd_setup.inventory import load_inventory
+from sshd_setup.pipeline import _blocking, assess
 from sshd_setup.remote import HostLock, apply_script
 from tests.helpers import CA_KEY, desired_from, plan_texts
 
@@ -214,7 +214,7 @@ def test_render_on_a_tree_whose_ca_file_links_outside_shows_nothing_of_it(tmp_pa
 
 
 def test_a_failure_after_users_were_created_says_what_was_created() -> None:
-    from sshd_setup.apply import _report_failure
+    from sshd_setup.pipeline import _report_failure
     from sshd_setup.remote.protocol import ApplyOutcome
     from sshd_setup.report import HostResult, Status
     from sshd_setup.transport import CommandResult

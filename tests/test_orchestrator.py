@@ -1,4 +1,4 @@
-"""The per-host pipeline (apply.py) and restores (hostrestore.py) through every exit, on a fake host.
+"""The per-host pipeline (pipeline.py) and restores (hostrestore.py) through every exit, on a fake host.
 
 The fake host (tests/fakehost) answers each script with what a real bookworm host printed for it; a few
 answers are a recorded one with one record changed (named `*_edited` here), for failures a healthy host
@@ -11,11 +11,11 @@ import base64
 
 import pytest
 
-from sshd_setup import apply, exitcodes, report
-from sshd_setup.apply import INTERRUPTED_BEFORE_CHANGE, RunOptions, hold_host, run_host
+from sshd_setup import exitcodes, pipeline, report
 from sshd_setup.errors import InputError
 from sshd_setup.gather import parse_facts
 from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
+from sshd_setup.pipeline import INTERRUPTED_BEFORE_CHANGE, RunOptions, hold_host, run_host
 from sshd_setup.report import Status
 from sshd_setup.transport import CommandResult, Unreachable
 from tests.fakehost import (
@@ -38,7 +38,7 @@ NO_SHELL = "a new login could not run a shell command"
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     virtual = VirtualClock()
-    monkeypatch.setattr(apply, "time", virtual)
+    monkeypatch.setattr(pipeline, "time", virtual)
     return virtual
 
 
@@ -61,7 +61,7 @@ def with_output(name: str, text: str) -> str:
 
 def guard_attempts(step: float = 0.1) -> int:
     """New logins one failing guard tries: one per `step` of its GUARD_SECONDS (the clock's own sums)."""
-    clock, deadline, attempts = VirtualClock(), VirtualClock().now + apply.GUARD_SECONDS, 0
+    clock, deadline, attempts = VirtualClock(), VirtualClock().now + pipeline.GUARD_SECONDS, 0
     while clock.monotonic() < deadline:
         attempts += 1
         clock.sleep(step)

@@ -130,21 +130,21 @@ def test_a_held_lock_blocks_a_dead_runs_lock_is_taken_over_and_cas_writes_nothin
     assert host.run("ls /var/backups/sshd-setup/runs").stdout.split() == [taken["backup"]]
 
     # compare-and-swap: a writer changes sshd_config after the facts were read, before the apply
-    from sshd_setup import apply
+    from sshd_setup import pipeline
     from sshd_setup.inventory import load_inventory
 
     changed_inventory = write_inventory(fleet, tmp_path / "inv2.yml", single_settings(ca.public_key, "bwayne"))
-    real_assess = apply.assess
+    real_assess = pipeline.assess
 
     def assess_then_interfere(entry: Any, output: str, *login: str) -> Any:  # login: the user we connect as
         assessed = real_assess(entry, output, *login)
         host.run("echo '# written by someone else' >> /etc/ssh/sshd_config")
         return assessed
 
-    monkeypatch.setattr(apply, "assess", assess_then_interfere)
+    monkeypatch.setattr(pipeline, "assess", assess_then_interfere)
     middle = host_state(host)
     entry = load_inventory(changed_inventory).select(None)[0]
-    result = apply.run_host(entry, apply.RunOptions())
+    result = pipeline.run_host(entry, pipeline.RunOptions())
     assert result.status.value == "blocked", result
     assert "changed since facts were read: /etc/ssh/sshd_config" in result.reason
     after = host_state(host)

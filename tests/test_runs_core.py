@@ -102,7 +102,7 @@ def _records(*lines: str, output: str = "") -> ApplyOutcome:
 
 
 def test_a_held_lock_or_a_changed_file_blocks_the_host_with_the_reason() -> None:
-    from sshd_setup.apply import lock_refused, note_lock
+    from sshd_setup.pipeline import lock_refused, note_lock
     from sshd_setup.report import HostResult, Status
 
     result = HostResult("web1", Status.FAILED, "")
@@ -122,7 +122,7 @@ def test_a_held_lock_or_a_changed_file_blocks_the_host_with_the_reason() -> None
 
 
 def test_a_restore_that_differs_is_never_reported_restored() -> None:
-    from sshd_setup.apply import _report_failure, restore_problem
+    from sshd_setup.pipeline import _report_failure, restore_problem
     from sshd_setup.report import HostResult, Status
     from sshd_setup.transport import CommandResult
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from sshd_setup.atomicfile import write_atomic
+from sshd_setup.gateway.apiargs import ApiArgs, api_command, say
 
 if TYPE_CHECKING:
     from sshd_setup.core.sshkeys import PublicKey
@@ -23,37 +24,19 @@ app = typer.Typer(
     epilog="Example: sshd-setup ca fetch --account-id ID --output keys/gateway_ca.pub",
 )
 
-# Kept equal to sshd_setup.gateway.api.DEFAULT_API_BASE (a test checks); not imported from
-# there because that module pulls in httpx.
-_DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
-
-
-def _err(text: str) -> None:
-    typer.echo(f"sshd-setup: {text}", err=True)
-
 
 @app.command(
     epilog="Example: sshd-setup ca fetch --account-id 0123456789abcdef0123456789abcdef --token-file token -o ca.pub"
 )
+@api_command("account_id output api_base token_file timeout verbose backoff_base")
 def fetch(
-    account_id: str = typer.Option(..., "--account-id", help="Cloudflare account ID (32 hex digits)."),
+    gateway: ApiArgs,
     output: Path | None = typer.Option(
         None,
         "--output",
         "-o",
         help="Add the key to this CA keys file (e.g. the inventory's ca_keys_file), atomically, mode "
         "0644; keys already there are kept. Without it the key line goes to stdout.",
-    ),
-    api_base: str = typer.Option(_DEFAULT_API_BASE, "--api-base", help="API base URL (tests, proxies)."),
-    token_file: Path | None = typer.Option(
-        None,
-        "--token-file",
-        help="Read the API token from this file instead of $CLOUDFLARE_API_TOKEN.",
-    ),
-    timeout: float = typer.Option(30.0, "--timeout", min=0.001, help="Seconds to wait for each answer."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Say what is requested (never the token)."),
-    backoff_base: float = typer.Option(
-        1.0, "--backoff-base", min=0.0, hidden=True, help="First retry delay in seconds (tests)."
     ),
 ) -> None:
     """Get the gateway's SSH CA public key from the Cloudflare API, creating the CA if needed.
@@ -64,24 +47,28 @@ def fetch(
     """
     from sshd_setup.gateway import api
 
-    api.check_account_id(account_id)
-    base = api.check_api_base(api_base)
-    token, source = api.load_token(token_file, os.environ)
+    base, token, source = gateway.connect()
     if output is not None:
         _read_keys_file(output)  # refuse an unusable --output before contacting anything
 
-    log = _err if verbose else None
-    if verbose:
-        _err(f"token from {source}; API {base}")
-    ca = api.fetch_gateway_ca(account_id, token, api_base=base, timeout=timeout, backoff_base=backoff_base, log=log)
+    if gateway.verbose:
+        say(f"token from {source}; API {base}")
+    ca = api.fetch_gateway_ca(
+        gateway.account_id,
+        token,
+        api_base=base,
+        timeout=gateway.timeout,
+        backoff_base=gateway.backoff_base,
+        log=gateway.log,
+    )
     origin = "created now" if ca.created else "existing"
     about = f"{ca.key.key_type}, gateway CA {ca.ca_id or '(no id)'}, {origin}"
     if ca.listed > 1:
-        _err(f"warning: the API lists {ca.listed} gateway CAs; using the first ({ca.ca_id or 'no id'})")
+        say(f"warning: the API lists {ca.listed} gateway CAs; using the first ({ca.ca_id or 'no id'})")
 
     if output is None:
         typer.echo(ca.key.line())
-        _err(f"{ca.key.fingerprint} ({about})")
+        say(f"{ca.key.fingerprint} ({about})")
         return
     added, others = _add_key(output, ca.key)
     state = f"written to {output}" if added else f"already in {output}; file unchanged"

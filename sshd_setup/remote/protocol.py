@@ -3,7 +3,7 @@
 Every script prints `@@KIND rest` records, one a line; some KINDs are followed by base64 lines up to
 `@@EOF` (file contents, a command's output), so no byte of a host's files can be taken for a record.
 facts.sh -> FactsOutput (HostFacts, the host's backups); apply.sh + state.sh (apply, uninstall, rollback)
--> ApplyOutcome. The orchestrator (apply.py, hostrestore.py) sees no record. Pure: no I/O.
+-> ApplyOutcome. The orchestrator (pipeline.py, hostrestore.py) sees no record. Pure: no I/O.
 """
 
 from __future__ import annotations

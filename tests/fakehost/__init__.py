@@ -193,7 +193,7 @@ class FakeLogin:
 
 @dataclass
 class VirtualClock:
-    """Stands in for apply.py's `time`: sleep() advances monotonic() at once (the guard's retries take no time)."""
+    """Stands in for pipeline.py's `time`: sleep() advances monotonic() at once (the guard's retries take no time)."""
 
     now: float = 1000.0
 

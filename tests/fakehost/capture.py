@@ -18,11 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from sshd_setup.apply import RunOptions, run_host
 from sshd_setup.core.desired import build_desired
 from sshd_setup.core.runs import new_run_id
 from sshd_setup.hostrestore import list_host, rollback_host
 from sshd_setup.inventory import HostEntry, load_inventory
+from sshd_setup.pipeline import RunOptions, run_host
 from sshd_setup.remote import HOST_LOCK, TEST_HOOK_ENV
 from sshd_setup.transport import CommandResult, ConnectOptions, Shell, Transport, connect
 from tests.fakehost import SETTINGS, SETTINGS_MORE, kind_of

@@ -19,9 +19,9 @@ class ActionModule(ActionBase):
         missing = pipeline.missing_sshd_setup()
         if missing:
             return {**result, **missing}
-        from sshd_setup.apply import run_host
         from sshd_setup.core.finding import parse_allow
         from sshd_setup.errors import InputError
+        from sshd_setup.pipeline import run_host
 
         args = dict(self._task.args)
         run_args = {name: args.pop(name) for name in RUN_ARGS if name in args}

@@ -2,7 +2,7 @@
 """Controller-side glue shared by the action plugins: Ansible's connection as sshd-setup's transport.
 
 The per-host pipeline itself (facts, plan, findings, apply, lockout guard, rollback) is sshd-setup's
-(sshd_setup/apply.py), imported from the controller's Python: nothing of it is copied here.
+(sshd_setup/pipeline.py), imported from the controller's Python: nothing of it is copied here.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.collection_loader import resource_from_fqcr
 
 try:
-    from sshd_setup.apply import RunOptions
     from sshd_setup.delegated import REMOTE_SHELL, Delegated, ScriptTransport, SshLogin, host_entry, merged_settings
     from sshd_setup.errors import InputError
+    from sshd_setup.pipeline import RunOptions
     from sshd_setup.report import GOOD, Status
     from sshd_setup.transport import CommandResult, Unreachable
 except ImportError as exc:  # reported per host by missing_sshd_setup()
