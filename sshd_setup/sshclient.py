@@ -24,7 +24,8 @@ from sshd_setup.inventory import HostEntry
 from sshd_setup.sockets import tcp_connection
 
 if TYPE_CHECKING:
-    from fabric import Connection
+    from fabric import Config, Connection
+    from paramiko import PKey
 
 _MAX_HOPS = 8
 _RELAXED = ("no", "off", "accept-new")
@@ -180,14 +181,59 @@ def _quiet_paramiko() -> None:
         logger.propagate = False
 
 
+_BASE_CONFIG: dict[int, Config] = {}
+_BASE_CONFIG_LOCK = threading.Lock()
+
+
+def _base_config() -> Config:
+    """One Fabric Config per parsed ssh_config (its files read once); every connection gets a clone of it,
+    never the shared object itself: a Config shared by connections races in invoke."""
+    from fabric import Config
+
+    from sshd_setup import sshconfig
+
+    parsed = sshconfig.ssh_config()  # the same object until an ssh_config file changes
+    with _BASE_CONFIG_LOCK:
+        config = _BASE_CONFIG.get(id(parsed))
+        if config is None or config.base_ssh_config is not parsed:
+            config = Config(ssh_config=parsed, overrides={"run": {"in_stream": False}})
+            _BASE_CONFIG.clear()
+            _BASE_CONFIG[id(parsed)] = config
+        return config
+
+
+_KEYS: dict[tuple[str, int, int, int], PKey] = {}
+_KEYS_LOCK = threading.Lock()
+
+
+def _private_key(path: str) -> PKey | None:
+    """The unencrypted private key at PATH (with its -cert.pub, as paramiko pairs them), loaded once per
+    process; None when it needs a passphrase or is not a key paramiko reads: then paramiko is given the
+    file and reports in its own words, as before."""
+    import paramiko
+
+    try:
+        stat = os.stat(path)
+        cert = os.stat(path + "-cert.pub").st_mtime_ns if os.path.isfile(path + "-cert.pub") else 0
+    except OSError:
+        return None
+    cache_key = (path, stat.st_mtime_ns, stat.st_size, cert)
+    with _KEYS_LOCK:
+        key = _KEYS.get(cache_key)
+    if key is None:
+        try:
+            key = paramiko.PKey.from_path(path)
+        except Exception:  # encrypted, unknown type, unreadable: paramiko's own path reports it
+            return None
+        with _KEYS_LOCK:
+            _KEYS[cache_key] = key
+    return key
+
+
 class _Builder:
     def __init__(self, entry: HostEntry, checking: bool, timeout: float) -> None:
-        from fabric import Config
-
-        from sshd_setup import sshconfig
-
         self.entry, self.checking, self.timeout = entry, checking, timeout
-        self.config = Config(ssh_config=sshconfig.ssh_config(), overrides={"run": {"in_stream": False}})
+        self.config = _base_config()
         self.known_hosts: dict[str, list[str]] = {}
 
     def _timeouts(self) -> dict[str, Any]:
@@ -248,7 +294,11 @@ class _Builder:
         entry = self.entry
         kwargs: dict[str, Any] = {}
         if entry.key_file:
-            kwargs["key_filename"] = [entry.key_file]
+            key = _private_key(entry.key_file)
+            if key is not None:
+                kwargs["pkey"] = key  # parsed once for the whole fleet, not per login
+            else:
+                kwargs["key_filename"] = [entry.key_file]
             kwargs["look_for_keys"] = False
         if entry.connection_vars.password is not None:
             kwargs["password"] = entry.connection_vars.password

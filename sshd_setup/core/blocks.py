@@ -6,7 +6,10 @@ findings locate whatever well-formed blocks there are).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
 
 from sshd_setup.core.config import ConfigFile
 
@@ -20,19 +23,21 @@ TEMPLATE_MARKERS = {"top_begin": TOP_BEGIN, "top_end": TOP_END, "match_begin": M
 """The marker lines as the templates (templates/sshd_config_*.j2) write them."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ManagedBlocks:
-    body: list[str] = field(default_factory=list)
+    body: tuple[str, ...] = ()
     """The file's lines with our managed blocks taken out."""
-    found: dict[str, str] = field(default_factory=dict)
-    """Managed block name -> its current text."""
+    found: Mapping[str, str] = field(default_factory=dict)
+    """Managed block name -> its current text (read-only: one result is shared by every caller)."""
     problem: str = ""
     problem_line: int = 0
 
 
+@lru_cache(maxsize=1024)  # config files are immutable, and a fleet's hosts mostly share them
 def strip_managed_blocks(config: ConfigFile) -> ManagedBlocks:
     """Take our managed blocks out of a file; report damaged markers instead of guessing."""
-    result = ManagedBlocks()
+    body: list[str] = []
+    found: dict[str, str] = {}
     current: str | None = None
     current_start = 0
     collected: list[str] = []
@@ -51,21 +56,22 @@ def strip_managed_blocks(config: ConfigFile) -> ManagedBlocks:
                 return ManagedBlocks(problem="a managed block ends without having begun", problem_line=number)
             if name != current:
                 return ManagedBlocks(problem=f"block {current!r} ends as {name!r}", problem_line=number)
-            if name in result.found:
+            if name in found:
                 return ManagedBlocks(problem=f"managed block {name!r} appears twice", problem_line=current_start)
-            result.found[name] = "".join([*collected, line.raw])
+            found[name] = "".join([*collected, line.raw])
             current = None
             continue
         if current is not None:
             collected.append(line.raw)
         else:
-            result.body.append(line.raw)
+            body.append(line.raw)
     if current is not None:
         return ManagedBlocks(problem=f"managed block {current!r} has no END marker", problem_line=current_start)
-    return result
+    return ManagedBlocks(tuple(body), MappingProxyType(found))
 
 
-def block_spans(config: ConfigFile) -> list[tuple[str, int, int]]:
+@lru_cache(maxsize=1024)  # config files are immutable, and a fleet's hosts mostly share them
+def block_spans(config: ConfigFile) -> tuple[tuple[str, int, int], ...]:
     """(block name, BEGIN line, END line) of well-formed managed blocks."""
     spans: list[tuple[str, int, int]] = []
     current: tuple[str, int] | None = None
@@ -76,4 +82,4 @@ def block_spans(config: ConfigFile) -> list[tuple[str, int, int]]:
         elif stripped.startswith(END) and current is not None:
             spans.append((current[0], current[1], number))
             current = None
-    return spans
+    return tuple(spans)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 _TRAILING = " \t\r\n\f"
 _LINE_SPLIT = re.compile(r"(?<=\n)")
@@ -55,6 +56,13 @@ class ConfigFile:
     path: str
     lines: tuple[Line, ...]
 
+    def __hash__(self) -> int:  # hashed once: the analyses memoised on a file hash it at every call
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.path, self.lines))
+
     def text(self) -> str:
         return "".join(line.raw for line in self.lines)
 
@@ -62,7 +70,7 @@ class ConfigFile:
         """(1-based line number, line) for every directive line."""
         return [(number, line) for number, line in enumerate(self.lines, start=1) if line.is_directive]
 
-    @property
+    @cached_property
     def newline(self) -> str:
         """The file's dominant line ending, used for lines we add."""
         crlf = sum(1 for line in self.lines if line.ending == "\r\n")
@@ -120,6 +128,7 @@ def parse_line(raw: str) -> Line:
     return Line(raw=raw, keyword=keyword, args=args, rest=rest)
 
 
+@lru_cache(maxsize=1024)  # a fleet's hosts mostly hold the same files; the result is immutable
 def parse(text: str, path: str) -> ConfigFile:
     """Parse text into lines. sshd splits on '\\n' only; '\\r' is trailing whitespace to it."""
     pieces = [piece for piece in _LINE_SPLIT.split(text) if piece]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CRITERIA = ("all", "user", "group", "host", "address", "localaddress", "localport", "rdomain", "invalid-user")
 
@@ -104,6 +105,7 @@ def parse_match(args: tuple[str, ...]) -> MatchCondition:
     return MatchCondition(tuple(pairs))
 
 
+@lru_cache(maxsize=4096)
 def _glob_to_regex(pattern: str) -> re.Pattern[str]:
     parts = ["." if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern]
     return re.compile("".join(parts) + r"\Z", re.DOTALL)

@@ -95,7 +95,7 @@ def decide(
     legacy_apc = legacy and "authorizedprincipalscommand" in wanted
     if legacy_apc:
         wanted.add("authorizedkeyscommand")
-    candidates = [d for d in tree.directives if d.keyword in wanted]
+    candidates = tree.placed_any(wanted)
 
     def at_startup(d: Placed) -> tuple[str, list[str]]:
         return ("yes" if applies_at_startup(d) else "no"), []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -157,9 +157,36 @@ class ConfigTree:
     """(path, line, message) for problems that make sshd refuse the configuration."""
     main_missing: bool = False
     """The main file does not exist (its error is the one at line 0 of main_path)."""
+    _by_keyword: dict[str, list[Placed]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _positions: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _indexed: int = field(default=-1, init=False, repr=False, compare=False)
+
+    def _index(self) -> dict[str, list[Placed]]:
+        """keyword -> its directives in tree order; built once the tree is read (rebuilt if it grew)."""
+        if self._indexed != len(self.directives):
+            self._by_keyword, self._positions = {}, {}
+            for position, d in enumerate(self.directives):
+                self._by_keyword.setdefault(d.keyword, []).append(d)
+                self._positions[id(d)] = position
+            self._indexed = len(self.directives)
+        return self._by_keyword
 
     def placed(self, keyword: str) -> list[Placed]:
-        return [d for d in self.directives if d.keyword == keyword]
+        return list(self._index().get(keyword, ()))
+
+    def placed_any(self, keywords: Collection[str]) -> list[Placed]:
+        """The directives of any of keywords, in tree order."""
+        index = self._index()
+        found = [d for keyword in keywords for d in index.get(keyword, ())]
+        if len(keywords) > 1:
+            found.sort(key=self.position)
+        return found
+
+    def position(self, directive: Placed) -> int:
+        """Where directive is in tree order (as directives.index, without the scan)."""
+        self._index()
+        position = self._positions.get(id(directive))
+        return position if position is not None else self.directives.index(directive)
 
     def global_values(self, keyword: str) -> list[Placed]:
         """Directives for keyword that apply at start-up, in order (first wins for single-valued)."""

@@ -79,15 +79,15 @@ def _changed_values(ctx: Context, keyword: str, legacy: bool) -> list[Finding]:
             continue
         if keyword == "trustedusercakeys" and (path, line) == trusted_before:
             continue  # the foreign-CA check reports the CA file that stops being used
-        index = tree.directives.index(d)
-        if blocker is not None and index > tree.directives.index(blocker):
+        index = tree.position(d)
+        if blocker is not None and index > tree.position(blocker):
             reason = (
                 f"it comes after {_quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH < 9.4 ignores "
                 "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)"
             )
         elif winner is None:
             continue
-        elif index < tree.directives.index(winner):
+        elif index < tree.position(winner):
             reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read later (the last one wins here)"
         else:
             reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read earlier (the first value wins)"
@@ -126,7 +126,7 @@ def _check_foreign_match(ctx: Context) -> list[Finding]:
 
 def _relation(tree: ConfigTree, winner: Placed, mine: Placed, *, quote: bool = False) -> str:
     name = _quote(mine) if quote else _name(mine.keyword)
-    if tree.directives.index(winner) < tree.directives.index(mine):
+    if tree.position(winner) < tree.position(mine):
         return f"is read before sshd-setup's {name}, and the first value wins"
     return f"is read after sshd-setup's {name}, and on OpenSSH < 9.4 the last AuthorizedPrincipalsCommand wins"
 
