@@ -1,8 +1,8 @@
 """The human output of a fleet run, grouped so its size follows the kinds of results, not the host count.
 
-Pure: HostResults in, styled lines out (no rich, no terminal). Identical findings print once with their
-hosts, identical changes once ("same change on 20 hosts"), the summary groups hosts by status and reason;
-host lists are compressed (op1…op25). --json keeps every host's detail; this is for people.
+Pure: host outcomes (sshd_setup.report) in, styled lines out (no rich, no terminal). Identical findings
+print once with their hosts, identical changes once ("same change on 20 hosts"), the summary groups hosts
+by status and reason; host lists are compressed (op1…op25). --json keeps every host's detail; this is for people.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sshd_setup.core.finding import Severity
-from sshd_setup.report import HostResult, Status
+from sshd_setup.report import HostOutcome, HostResult, Status
 
 MAX_HOST_ITEMS = 8
 """Items (names or ranges) of a host list before '… +N more'."""
@@ -27,6 +27,7 @@ STATUS_STYLE = {
     Status.UNCHANGED: "dim",
     Status.WOULD_CHANGE: "cyan",
     Status.CHECKED: "green",
+    Status.PASSED: "green",
     Status.BLOCKED: "yellow",
     Status.FAILED: "bold red",
     Status.ROLLED_BACK: "red",
@@ -209,7 +210,8 @@ def _diff_style(text: str) -> str:
 # -- summary ----------------------------------------------------------------------------------------------
 
 
-def summary_lines(results: Sequence[HostResult], view: View) -> list[Line]:
+def summary_lines(results: Sequence[HostOutcome], view: View) -> list[Line]:
+    """Every command's summary (verify's too): hosts grouped by status and reason."""
     rows = [(r.host, r.status.value, r.reason) for r in results]
     styles = {status.value: style for status, style in STATUS_STYLE.items()}
     return grouped_summary(rows, styles, view.title, view.elapsed, view.run_id)

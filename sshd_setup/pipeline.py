@@ -113,14 +113,13 @@ class Assessment:
             return ()
         return tuple(d.line.args[0] for d in helper_paths(tree) if d.line.args[0].startswith("/"))
 
-    def file_mode(self, path: str, mode: int | None) -> FileMode | None:
-        """root:root MODE for our own files; an existing file keeps its owner and mode (None: copy them there)."""
-        if mode is not None:
-            return (mode, "root", "root")
-        meta = self.facts.meta.get(path)
-        if meta is None or not meta.exists or meta.is_dir or "UNKNOWN" in (meta.owner, meta.group):
-            return None
-        return (meta.mode, meta.owner, meta.group) if meta.owner and meta.group else None
+
+def _script_mode(path: str, assessment: Assessment) -> FileMode | None:
+    """(mode, owner, group) the apply script gives `path` (core.filemodes.final_mode); None: copy the existing's."""
+    from sshd_setup.core.filemodes import final_mode
+
+    final = final_mode(path, assessment.plan, assessment.facts)
+    return final.for_script() if final is not None else None
 
 
 def login_user(entry: HostEntry, transport: Transport | None = None) -> str:
@@ -406,7 +405,7 @@ def _apply_assessed(
         main=real(assessment.main),
         directories=plan.directories,
         fix_directories=plan.fix_directories,
-        files=[(real(c.path), c.after, assessment.file_mode(c.path, c.mode)) for c in plan.changes if not c.remove],
+        files=[(real(c.path), c.after, _script_mode(c.path, assessment)) for c in plan.changes if not c.remove],
         unmapped=tuple(c.path for c in plan.changes if c.remove),
         users=assessment.users_to_create,
         pid_file=assessment.pid_file(assessment.main),

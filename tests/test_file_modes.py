@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from sshd_setup.core.facts import FileMeta, HostFacts
-from sshd_setup.core.filemodes import converge_modes
+from sshd_setup.core.filemodes import FinalMode, converge_modes, final_mode
+from sshd_setup.core.findings import find_problems
+from sshd_setup.core.plan import Plan, plan_host
+from sshd_setup.core.tree import SnapshotEntry
+from sshd_setup.templating import environment
 from tests.fleetrun import sshd_setup, write_inventory
 from tests.helpers import desired_from, plan_texts
 from tests.testhosts import HostSpec
@@ -64,3 +68,98 @@ def test_a_principals_file_made_0600_is_converged_and_logins_work_again(fresh_ho
     assert try_login(host, "vmuser", key, ca.sign(key, ["robin"], name="three")).success
     again = sshd_setup("apply", "-i", inventory, "--yes", "--json")
     assert again.returncode == 0 and again.host("mode1")["status"] == "unchanged", again.stdout
+
+
+# final_mode(): the one decision of the owner and mode a path has after the apply (issue 21 item 6)
+
+MAIN = "/etc/ssh/sshd_config"
+CA = "/etc/ssh/ca.pub"
+
+
+def _meta(path: str, owner: str, group: str, mode: int, is_dir: bool = False) -> FileMeta:
+    return FileMeta(path, True, owner, group, mode, is_dir)
+
+
+def _planned(files: dict[str, str], metas: list[FileMeta], dirs: set[str] | None = None) -> tuple[Plan, HostFacts]:
+    desired = desired_from({"principals": [{"user": "vmuser", "principals": ["robin"]}]})
+    facts = HostFacts(meta={m.path: m for m in metas})
+    return converge_modes(plan_texts(desired, files, dirs), facts), facts
+
+
+def test_new_files_and_directories_are_root_0644_and_0755() -> None:
+    plan, facts = _planned({MAIN: "Port 22\n"}, [_meta("/etc/ssh", "root", "root", 0o755, True)])
+    assert plan.directories == ("/etc/ssh/principals",)
+    for path in (CA, PRINCIPALS):
+        final = final_mode(path, plan, facts)
+        assert final == FinalMode(0o644, "root", "root")
+        assert final.for_script() == (0o644, "root", "root")
+    directory = final_mode("/etc/ssh/principals", plan, facts)
+    assert directory == FinalMode(0o755, "root", "root", is_dir=True) and directory.for_script() is None
+    assert final_mode("/etc/ssh", plan, facts) == FinalMode(0o755, "root", "root", is_dir=True)  # as found
+
+
+def test_a_foreign_mode_or_owner_of_a_managed_file_is_replaced_and_its_directory_fixed() -> None:
+    desired = desired_from({"principals": [{"user": "vmuser", "principals": ["robin"]}]})
+    texts = {c.path: c.after for c in plan_texts(desired, {MAIN: "Port 22\n"}).files}
+    metas = [
+        _meta(PRINCIPALS, "vmuser", "vmuser", 0o600),
+        _meta(CA, "deploy", "deploy", 0o666),
+        _meta("/etc/ssh/principals", "deploy", "root", 0o700, True),
+    ]
+    plan, facts = _planned(texts, metas, {"/etc/ssh", "/etc/ssh/principals"})
+    assert final_mode(PRINCIPALS, plan, facts) == FinalMode(0o644, "root", "root")
+    assert final_mode(CA, plan, facts) == FinalMode(0o644, "root", "root")
+    assert final_mode("/etc/ssh/principals", plan, facts) == FinalMode(0o755, "root", "root", is_dir=True)
+    # Without a plan (lint): what is there now.
+    assert final_mode(CA, None, facts) == FinalMode(0o666, "deploy", "deploy")
+    assert final_mode("/etc/ssh/missing", plan, facts) is None
+
+
+def test_sshd_config_keeps_its_owner_and_mode_also_through_a_symlink() -> None:
+    # facts.sh stats with -L: a symlinked sshd_config's meta is its target's, keyed by the managed path.
+    main = _meta(MAIN, "root", "ssh", 0o640)
+    plan, facts = _planned({MAIN: "Port 22\n"}, [main])
+    facts.links[MAIN] = "/srv/config/sshd_config"
+    (change,) = [c for c in plan.changes if c.path == MAIN]
+    assert change.mode is None
+    final = final_mode(MAIN, plan, facts)
+    assert final == FinalMode(0o640, "root", "ssh") and final.for_script() == (0o640, "root", "ssh")
+    facts.meta[MAIN] = _meta(MAIN, "UNKNOWN", "root", 0o600)  # an owner without a name: the script copies it
+    final = final_mode(MAIN, plan, facts)
+    assert final == FinalMode(0o600, "UNKNOWN", "root") and final.for_script() is None
+    del facts.meta[MAIN]
+    assert final_mode(MAIN, plan, facts) is None
+
+
+def test_a_principals_file_to_remove_has_no_final_mode() -> None:
+    desired = desired_from({"principals": [{"user": "vmuser", "principals": ["robin"]}]})
+    texts = {c.path: c.after for c in plan_texts(desired, {MAIN: "Port 22\n"}).files}
+    dropped = plan_texts(desired_from({}), texts, {"/etc/ssh", "/etc/ssh/principals"})
+    (removal,) = [c for c in dropped.files if c.remove]
+    facts = HostFacts(meta={PRINCIPALS: _meta(PRINCIPALS, "root", "root", 0o644)})
+    assert removal.path == PRINCIPALS and final_mode(PRINCIPALS, dropped, facts) is None
+
+
+def test_the_permission_findings_judge_the_final_mode() -> None:
+    """A CA file 0666 is an error as it is, none once the plan rewrites it; a kept sshd_config stays judged."""
+    desired = desired_from({"principals": [{"user": "vmuser", "principals": ["robin"]}]})
+    texts = {c.path: c.after for c in plan_texts(desired, {MAIN: "Port 22\n"}).files}
+    facts = HostFacts(
+        files={path: SnapshotEntry(text) for path, text in texts.items()},
+        dirs={"/etc/ssh", "/etc/ssh/principals"},
+        meta={
+            m.path: m
+            for m in [
+                _meta(CA, "root", "root", 0o666),
+                _meta(PRINCIPALS, "root", "root", 0o644),
+                _meta("/etc/ssh/principals", "root", "root", 0o755, True),
+                _meta("/etc/ssh", "root", "root", 0o755, True),
+                _meta("/etc", "root", "root", 0o755, True),
+            ]
+        },
+    )
+    unsafe = [f.path for f in find_problems(desired, facts, None) if f.code == "UNSAFE-PERMISSIONS"]
+    assert unsafe == [CA]
+    plan = converge_modes(plan_host(desired, facts.source(), environment()), facts)
+    assert [c.path for c in plan.changes] == [CA]
+    assert not [f for f in find_problems(desired, facts, plan) if f.code == "UNSAFE-PERMISSIONS"]

@@ -176,6 +176,7 @@ def test_symlinked_sshd_config_is_written_through_and_stays_a_symlink(
 ) -> None:
     host = hosts.host("hp2")
     host.run("mv /etc/ssh/sshd_config /etc/ssh/sshd_config.site && ln -s sshd_config.site /etc/ssh/sshd_config")
+    host.run("chmod 0600 /etc/ssh/sshd_config.site")  # its own mode: kept (core.filemodes.final_mode)
     original = host.read_file("/etc/ssh/sshd_config.site")
     ca = make_ca(tmp_path / "ca")
     settings = {
@@ -190,6 +191,7 @@ def test_symlinked_sshd_config_is_written_through_and_stays_a_symlink(
     assert host.run("readlink /etc/ssh/sshd_config").stdout.strip() == "sshd_config.site"
     assert host.run("test -f /etc/ssh/sshd_config.site -a ! -L /etc/ssh/sshd_config.site", check=False).returncode == 0
     assert b"TrustedUserCAKeys /etc/ssh/ca.pub" in host.read_file("/etc/ssh/sshd_config.site")
+    assert host.run("stat -c '%a %U:%G' /etc/ssh/sshd_config.site").stdout.strip() == "600 root:root"
     assert host.run("ls -a /etc/ssh | grep -c sshd-setup-new", check=False).stdout.strip() == "0"
     key = make_user_key(tmp_path / "k", "person")
     assert try_login(host, "johndoe", key, ca.sign(key, ["jdoe"])).success

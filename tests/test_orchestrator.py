@@ -220,6 +220,23 @@ def test_apply_writes_reloads_and_verifies_a_new_login() -> None:
     assert "\nensure_user johndoe\n" in script and "\ncas_check\n" in script
 
 
+@pytest.mark.parametrize(
+    ("meta", "staged"),
+    [
+        ("root:ssh:640", "/etc/ssh/sshd_config 640 root ssh "),  # kept, as core.filemodes.final_mode says
+        ("UNKNOWN:root:600", "/etc/ssh/sshd_config - - - "),  # an owner without a name: copied on the host
+    ],
+)
+def test_the_apply_script_stages_each_file_with_its_final_owner_and_mode(meta: str, staged: str) -> None:
+    facts = edited("facts-fresh", "@@META root:root:644:regular file:", f"@@META {meta}:regular file:")
+    host = FakeHost(facts=[facts], apply=[record("apply-changed")])
+
+    assert run_host(entry(), options(host)).status is Status.CHANGED
+    stages = [line.removeprefix("stage ") for line in host.sent[1].splitlines() if line.startswith("stage ")]
+    assert [line[: len(staged)] for line in stages if line.startswith("/etc/ssh/sshd_config ")] == [staged]
+    assert any(line.startswith("/etc/ssh/ca.pub 644 root root ") for line in stages), stages  # a new file
+
+
 def test_the_host_s_lock_held_by_another_run_blocks_with_its_owner() -> None:
     host = FakeHost(facts=[record("facts-more")], apply=[record("apply-lock-held")])
 

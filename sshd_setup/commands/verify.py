@@ -1,9 +1,10 @@
 """`sshd-setup verify`: run the testinfra verification suite (sshd_setup/verification) against the inventory.
 
 pytest runs in this process with the suite's own pytest.ini (the caller's pytest configuration does not
-apply) and no terminal output of its own; a collector turns its reports into per-host results: pass/fail,
-every failing check with its one-line reason, a summary, --json. Exit codes from sshd_setup.exitcodes:
-0 every check on every host passed, 1 any check failed or a host was unreachable, 2 bad input.
+apply) and no terminal output of its own; a collector turns its reports into per-host results
+(sshd_setup.report.HostVerification): pass/fail, every failing check with its one-line reason, a summary,
+--json. Exit codes from sshd_setup.exitcodes: 0 every check on every host passed, 1 any check failed or a
+host was unreachable, 2 bad input.
 """
 
 from __future__ import annotations
@@ -16,111 +17,50 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sshd_setup import exitcodes
 from sshd_setup.commands.fleet import connect_options
 from sshd_setup.core.finding import parse_allow
 from sshd_setup.errors import InputError
 from sshd_setup.inventory import load_inventory
 from sshd_setup.output import print_warnings
+from sshd_setup.report import CheckResult, HostVerification, Status, exit_code, verify_json
 from sshd_setup.runcontrol import Interrupt
 from sshd_setup.sshclient import check_key_files
 
 SUITE_DIR = Path(__file__).resolve().parent.parent / "verification"
-PASSED, FAILED, UNREACHABLE, NOT_STARTED = "passed", "failed", "unreachable", "not-started"
-
-
-@dataclass
-class CheckResult:
-    check: str
-    status: str
-    """passed / failed / error / skipped"""
-    reason: str = ""
-    description: str = ""
-    detail: str = ""
-    """What a passing check saw, when it says (e.g. 'ssh.socket is active')."""
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "status": self.status,
-            "reason": self.reason,
-            "description": self.description,
-            "detail": self.detail,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass
-class HostVerification:
-    host: str
-    checks: list[CheckResult] = field(default_factory=list)
-    unreachable: str | None = None
-    not_started: bool = False
-    """Ctrl-C came before this host's first check."""
-
-    @property
-    def failing(self) -> list[CheckResult]:
-        return [c for c in self.checks if c.status in ("failed", "error")]
-
-    @property
-    def status(self) -> str:
-        if self.not_started:
-            return NOT_STARTED
-        if self.unreachable is not None:
-            return UNREACHABLE
-        if not self.checks:
-            return FAILED  # nothing ran: never report an unverified host as passing
-        return FAILED if self.failing else PASSED
-
-    @property
-    def reason(self) -> str:
-        if self.not_started:
-            return "not started: interrupted (Ctrl-C)"
-        if self.unreachable is not None:
-            return self.unreachable
-        if not self.checks:
-            return "no check ran for this host"
-        if self.failing:
-            first = self.failing[0]
-            more = f" (+{len(self.failing) - 1} more failing check(s))" if len(self.failing) > 1 else ""
-            return f"{first.check}: {first.reason}{more}"
-        return f"all {len(self.checks)} checks passed"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "status": self.status,
-            "reason": self.reason,
-            "checks": [c.to_json() for c in self.checks],
-            "failed": [c.check for c in self.failing],
-            "seconds": round(sum(c.seconds for c in self.checks), 3),
-        }
 
 
 class Collector:
     """pytest plugin object: gathers the reports of the suite's checks, per host."""
 
     def __init__(self, hosts: list[str]) -> None:
-        self.hosts = {name: HostVerification(name) for name in hosts}
+        self.checks: dict[str, list[CheckResult]] = {name: [] for name in hosts}
+        self.unreachable: dict[str, str] = {}
         self.problems: list[str] = []
         self._seen: dict[tuple[str, str], CheckResult] = {}
+
+    def results(self, interrupted: bool) -> list[HostVerification]:
+        """Each host's outcome; after Ctrl-C, a host whose first check never came is not started."""
+        return [
+            HostVerification.of_checks(host, checks, self.unreachable.get(host), interrupted and not checks)
+            for host, checks in self.checks.items()
+        ]
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         props = dict(report.user_properties)
         host = props.get("sshd_setup_host")
-        if host is None or host not in self.hosts:
+        if host is None or host not in self.checks:
             return
         key = (host, props["sshd_setup_check"])
         result = self._seen.get(key)
         if result is None:
-            result = CheckResult(props["sshd_setup_check"], PASSED, description=props.get("sshd_setup_description", ""))
+            result = CheckResult(
+                props["sshd_setup_check"], "passed", description=props.get("sshd_setup_description", "")
+            )
             self._seen[key] = result
-            self.hosts[host].checks.append(result)
+            self.checks[host].append(result)
         result.seconds += float(getattr(report, "duration", 0.0))
         if "sshd_setup_detail" in props:
             result.detail = str(props["sshd_setup_detail"])
@@ -134,7 +74,7 @@ class Collector:
         else:
             result.status, result.reason = "error", reason
             if reason.startswith("unreachable: "):
-                self.hosts[host].unreachable = reason.removeprefix("unreachable: ")
+                self.unreachable[host] = reason.removeprefix("unreachable: ")
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
@@ -247,19 +187,14 @@ def run_verify(
             os.environ.pop(BECOME_PASSWORD_ENV, None)
             os.environ.pop(STOP_FILE_ENV, None)
     seconds = time.monotonic() - started
-    if interrupt.stopped:
-        for result in collector.hosts.values():
-            result.not_started = not result.checks
-    results = list(collector.hosts.values())
+    results = collector.results(interrupt.stopped)
     if pytest_code not in (0, 1) and not collector.problems and not interrupt.stopped:
         collector.problems.append(f"pytest exited {pytest_code} (usage error or interrupted)")
-    ok = all(r.status == PASSED for r in results) and not collector.problems
-    exit_code = exitcodes.exit_code(all_good=ok, interrupted=interrupt.stopped)
     if as_json:
-        print(json.dumps(to_json(results, collector.problems, exit_code, seconds), indent=2))
+        print(json.dumps(verify_json(results, collector.problems, seconds, interrupted=interrupt.stopped), indent=2))
     else:
         print_results(results, collector.problems, seconds)
-    return exit_code
+    return exit_code(results, interrupt.stopped, problems=bool(collector.problems))
 
 
 @contextlib.contextmanager
@@ -282,47 +217,26 @@ def _workers(forks: int, hosts: int) -> int:
     return wanted if importlib.util.find_spec("xdist") is not None else 1
 
 
-def summary(results: list[HostVerification]) -> dict[str, int]:
-    counts = {PASSED: 0, FAILED: 0, UNREACHABLE: 0, NOT_STARTED: 0}
-    for result in results:
-        counts[result.status] += 1
-    return counts
-
-
-def to_json(results: list[HostVerification], problems: list[str], exit_code: int, seconds: float) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "mode": "verify",
-        "exit_code": exit_code,
-        "summary": {**summary(results), "hosts": len(results), "seconds": round(seconds, 3)},
-        "problems": problems,
-        "hosts": [r.to_json() for r in results],
-    }
-
-
-_STYLE = {PASSED: "green", FAILED: "bold red", UNREACHABLE: "magenta", NOT_STARTED: "yellow"}
-
-
 def print_results(results: list[HostVerification], problems: list[str], seconds: float) -> None:
     """Failing and unreachable hosts one by one with their failing checks; passing hosts grouped; the summary."""
     from rich.console import Console
     from rich.markup import escape
 
-    from sshd_setup.grouping import compress_hosts, grouped_summary
+    from sshd_setup.grouping import STATUS_STYLE, View, compress_hosts, summary_lines
     from sshd_setup.output import print_lines
 
     console = Console(highlight=False)
     console.soft_wrap = not console.is_terminal
     passing: dict[int, list[str]] = {}
     for result in results:
-        style = _STYLE[result.status]
-        if result.status == PASSED:
+        style = STATUS_STYLE[result.status]
+        if result.status is Status.PASSED:
             passing.setdefault(len(result.checks), []).append(result.host)
-        elif result.status in (UNREACHABLE, NOT_STARTED):
+        elif result.status in (Status.UNREACHABLE, Status.NOT_STARTED):
             word = result.status.upper()
             console.print(f"[{style}]{word}[/{style}] [bold]{escape(result.host)}[/bold]: {escape(result.reason)}")
         else:
-            passed = sum(1 for c in result.checks if c.status == PASSED)
+            passed = sum(1 for c in result.checks if c.status == "passed")
             console.print(
                 f"[{style}]FAIL[/{style}] [bold]{escape(result.host)}[/bold] ({passed}/{len(result.checks)} checks)"
             )
@@ -332,5 +246,4 @@ def print_results(results: list[HostVerification], problems: list[str], seconds:
         console.print(f"[green]PASS[/green] [bold]{escape(compress_hosts(hosts))}[/bold] ({count}/{count} checks)")
     for problem in problems:
         console.print(f"[bold red]error[/bold red]: {escape(problem)}")
-    rows = [(r.host, r.status, r.reason) for r in results]
-    print_lines(grouped_summary(rows, _STYLE, "sshd-setup verify", seconds))
+    print_lines(summary_lines(results, View("verify", "sshd-setup verify", seconds)))

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import posixpath
 
-from sshd_setup.core.facts import FileMeta
+from sshd_setup.core.filemodes import final_mode
 from sshd_setup.core.finding import Finding
 from sshd_setup.core.findings.context import ERROR, Context
 from sshd_setup.core.precedence import decide
-
-
-def _final_meta(ctx: Context, path: str) -> FileMeta | None:
-    if ctx.plan is not None:
-        change = next((c for c in ctx.plan.files if c.path == path), None)
-        if change is not None:
-            existing = ctx.facts.meta.get(path)
-            mode = change.mode if change.mode is not None else (existing.mode if existing and existing.exists else None)
-            if mode is None:
-                return existing
-            return FileMeta(path, True, change.owner, change.group, mode)
-        if path in ctx.plan.directories or path in ctx.plan.fix_directories:
-            return FileMeta(path, True, "root", "root", 0o755, True)
-    return ctx.facts.meta.get(path)
 
 
 def _check_permissions(ctx: Context) -> list[Finding]:
@@ -54,8 +40,8 @@ def _check_permissions(ctx: Context) -> list[Finding]:
         for item in chain:
             if (item, role) in checked:
                 continue
-            meta = _final_meta(ctx, item)
-            if meta is None or not meta.exists:
+            meta = final_mode(item, ctx.plan, ctx.facts)
+            if meta is None:
                 continue
             problems: list[str] = []
             if meta.mode & 0o022:
