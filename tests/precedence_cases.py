@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.matching import Connection
-from sshd_setup.core.openssh import APC_FIRST_WINS
+from sshd_setup.core.openssh import apc_last_wins
 from sshd_setup.core.precedence import decide
 from sshd_setup.core.tree import ConfigTree, SnapshotSource, load_tree
 from tests.sshd_oracle import SshdResult
@@ -26,10 +26,10 @@ class Case:
     config: str
     user: str
     legacy: str
-    """What sshd < 9.4 prints for authorizedprincipalscommand (bz3574: the last active line wins until
+    """What sshd 8.7 to 9.3 prints for authorizedprincipalscommand (bz3574: the last active line wins until
     an AuthorizedKeysCommand has been read)."""
     modern: str
-    """What sshd >= 9.4 prints (the first active line wins)."""
+    """What sshd before 8.7 or from 9.4 on prints (the first active line wins)."""
 
 
 CASES = (
@@ -87,7 +87,7 @@ def parse_version(text: str) -> tuple[int, int]:
 
 
 def expected(case: Case, version: tuple[int, int]) -> str:
-    return case.legacy if version < APC_FIRST_WINS else case.modern
+    return case.legacy if apc_last_wins(version) else case.modern
 
 
 def engine_value(case: Case, version: tuple[int, int]) -> str:
@@ -97,7 +97,7 @@ def engine_value(case: Case, version: tuple[int, int]) -> str:
         tree,
         ("authorizedprincipalscommand",),
         Connection(user=case.user, host="h", addr="192.0.2.1"),
-        legacy=version < APC_FIRST_WINS,
+        legacy=apc_last_wins(version),
     ).winner
     return winner.line.value if winner is not None else "none"
 

@@ -23,6 +23,7 @@ from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import FileMeta, HostFacts, UnitState, UserInfo
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.findings import LEGACY_NOTE, MODERN_NOTE, find_problems
+from sshd_setup.core.openssh import apc_last_wins
 from sshd_setup.core.plan import Plan
 from sshd_setup.core.sshkeys import parse_key_file
 from sshd_setup.core.tree import SnapshotEntry
@@ -363,10 +364,10 @@ def test_rewriting_a_ca_file_that_holds_other_keys_names_the_keys_it_drops(tmp_p
 
 
 def sshd_is_legacy(version: str) -> bool:
-    """OpenSSH < 9.4: the last AuthorizedPrincipalsCommand wins (bz3574)."""
+    """OpenSSH 8.7 to 9.3: the last AuthorizedPrincipalsCommand wins (bz3574)."""
     facts = HostFacts(sshd_version_text=version)
     assert facts.sshd_version is not None, version
-    return facts.sshd_version < (9, 4)
+    return apc_last_wins(facts.sshd_version)
 
 
 LEGACY_LINE = "`AuthorizedPrincipalsCommand /usr/local/bin/legacy-principals %u`"
@@ -408,6 +409,8 @@ def test_foreign_match_block_by_openssh_version(tmp_path: Path) -> None:
     assert not [f for f in modern if f.code == "SETTING-SHADOWED"]
     _, legacy = plan_and_findings(root, desired, "OpenSSH_9.2p1 Debian-2+deb12u3")
     assert at(legacy, MAIN, 7) == ["SETTING-SHADOWED"]
+    _, before_bug = plan_and_findings(root, desired, "OpenSSH_8.4p1 Debian-5+deb11u3")  # first wins before 8.7
+    assert at(before_bug, MAIN, 7) == ["FOREIGN-MATCH-OVERRIDES"]
     _, unknown = plan_and_findings(root, desired)  # offline: both outcomes, each saying when it holds
     line7 = {f.code: f.message for f in unknown if (f.path, f.line) == (MAIN, 7)}
     assert set(line7) == {"SETTING-SHADOWED", "FOREIGN-MATCH-OVERRIDES"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sshd_setup.core.openssh import APC_FIRST_WINS
+from sshd_setup.core.openssh import apc_last_wins
 from sshd_setup.core.plan import ALL_PRINCIPALS_COMMAND
 from sshd_setup.core.tree import load_tree
 from sshd_setup.localfs import LocalRoot
@@ -123,7 +123,7 @@ def test_engine_agrees_with_sshd_on_effective_values(
     (and one unmapped), before and after planning; with the user alone (other criteria unknown) it either
     names sshd's line or lists it among the lines that may decide."""
     build_tree(config, tmp_path, host_keys)
-    legacy = sshd_version < APC_FIRST_WINS
+    legacy = apc_last_wins(sshd_version)
     desired = desired_from(MODES["everything"])
     compared = 0
     for stage in ("before", "after"):

@@ -124,7 +124,15 @@ CRYPTO_POLICY_FILE = "/etc/crypto-policies/back-ends/opensshserver.config"
 ROOT_LOGIN_ALLOWED = frozenset({"yes", "prohibit-password", "without-password", "forced-commands-only"})
 
 
-APC_FIRST_WINS = (9, 4)
-"""OpenSSH < 9.4 (6.9 and later) checks the wrong variable before setting AuthorizedPrincipalsCommand
-(servconf.c parse_command; bz3574, fixed in 9.4): every active line overwrites the previous one until an
-AuthorizedKeysCommand has been set in the same pass; after that, AuthorizedPrincipalsCommand lines are ignored."""
+APC_LAST_WINS = ((8, 7), (9, 4))
+"""OpenSSH 8.7 to 9.3 check the wrong variable before setting AuthorizedPrincipalsCommand: 8.7's switch of
+servconf.c to argv_split() made it share AuthorizedKeysCommand's parse_command, which tests
+authorized_keys_command (bz3574, fixed in 9.4). So every active line overwrites the previous one until an
+AuthorizedKeysCommand has been set in the same pass; after that, AuthorizedPrincipalsCommand lines are ignored.
+Before 8.7 (8.4 proved on Debian 11) and from 9.4 on, the first value wins as for every other keyword."""
+
+
+def apc_last_wins(version: tuple[int, int]) -> bool:
+    """Does this OpenSSH (major, minor) have the bz3574 rule (see APC_LAST_WINS)?"""
+    first, fixed = APC_LAST_WINS
+    return first <= version < fixed

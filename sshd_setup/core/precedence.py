@@ -2,7 +2,7 @@
 
 sshd reads its configuration at start-up (global lines and `Match all`), then again for each connection
 with only the matching Match blocks active; a value set in that pass overrides the start-up one. First
-value wins, except AuthorizedPrincipalsCommand on OpenSSH < 9.4 (bz3574, see openssh.APC_FIRST_WINS).
+value wins, except AuthorizedPrincipalsCommand on OpenSSH 8.7 to 9.3 (bz3574, see openssh.APC_LAST_WINS).
 Who asks: None (start-up), a concrete Connection (as `sshd -T -C`), or a user name whose other Match
 criteria (host, address, ports; groups unless given) are unknown, which makes such lines 'maybe'.
 ConfigTree.effective and every check in core/findings/ use decide().
@@ -42,7 +42,7 @@ class Decision:
     maybes: tuple[tuple[Placed, tuple[str, ...]], ...] = ()
     """Match directives that would decide instead for some connections (the criteria they depend on)."""
     blocker: Placed | None = None
-    """OpenSSH < 9.4: the AuthorizedKeysCommand after which AuthorizedPrincipalsCommand lines are ignored."""
+    """OpenSSH 8.7 to 9.3: the AuthorizedKeysCommand after which AuthorizedPrincipalsCommand lines are ignored."""
 
 
 def _pass(candidates: list[Placed], active: Callable[[Placed], tuple[str, list[str]]], legacy_apc: bool) -> Decision:
@@ -89,7 +89,7 @@ def decide(
 
     At start-up only global lines and `Match all` apply. For a connection sshd parses again with only the
     matching Match blocks active; a value found there overrides the start-up one. First value wins, except
-    AuthorizedPrincipalsCommand when legacy (OpenSSH < 9.4, see APC_FIRST_WINS).
+    AuthorizedPrincipalsCommand when legacy (OpenSSH 8.7 to 9.3, see APC_LAST_WINS).
     """
     wanted = set(keywords)
     legacy_apc = legacy and "authorizedprincipalscommand" in wanted

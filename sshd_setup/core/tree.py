@@ -195,7 +195,7 @@ class ConfigTree:
     def effective(self, keyword: str, conn: Connection | None = None, *, legacy: bool = False) -> Placed | None:
         """The directive that decides keyword's value for conn (None = start-up), or None for default.
 
-        core/precedence.py decides; legacy: OpenSSH < 9.4, where the LAST AuthorizedPrincipalsCommand wins
+        core/precedence.py decides; legacy: OpenSSH 8.7 to 9.3, where the LAST AuthorizedPrincipalsCommand wins
         until an AuthorizedKeysCommand is read (bz3574).
         """
         return decide(self, (keyword,), conn, legacy=legacy).winner

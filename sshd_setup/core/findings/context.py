@@ -11,7 +11,7 @@ from sshd_setup.core.config import ConfigFile
 from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG, Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
-from sshd_setup.core.openssh import APC_FIRST_WINS, CANONICAL, YES_NO_KEYWORDS
+from sshd_setup.core.openssh import CANONICAL, YES_NO_KEYWORDS, apc_last_wins
 from sshd_setup.core.plan import VENDOR_SSHD_CONFIG, Plan
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file, parse_public_key
 from sshd_setup.core.tree import ConfigTree, Placed, SnapshotEntry, SnapshotSource, load_tree
@@ -143,10 +143,10 @@ def _same(a: Placed, b: Placed) -> bool:
 
 
 LEGACY_NOTE = (
-    " [on OpenSSH < 9.4, where the LAST AuthorizedPrincipalsCommand read wins, and none after an "
+    " [on OpenSSH 8.7 to 9.3, where the LAST AuthorizedPrincipalsCommand read wins, and none after an "
     "AuthorizedKeysCommand counts (bz3574)]"
 )
-MODERN_NOTE = " [on OpenSSH >= 9.4, where the first AuthorizedPrincipalsCommand wins]"
+MODERN_NOTE = " [on OpenSSH before 8.7 or from 9.4 on, where the first AuthorizedPrincipalsCommand wins]"
 
 
 def _modes(ctx: Context, keyword: str) -> list[tuple[bool, str]]:
@@ -155,7 +155,7 @@ def _modes(ctx: Context, keyword: str) -> list[tuple[bool, str]]:
         return [(False, "")]
     version = ctx.facts.sshd_version
     if version is not None:
-        return [(version < APC_FIRST_WINS, "")]
+        return [(apc_last_wins(version), "")]
     return [(True, LEGACY_NOTE), (False, MODERN_NOTE)]
 
 

@@ -82,7 +82,7 @@ def _changed_values(ctx: Context, keyword: str, legacy: bool) -> list[Finding]:
         index = tree.position(d)
         if blocker is not None and index > tree.position(blocker):
             reason = (
-                f"it comes after {_quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH < 9.4 ignores "
+                f"it comes after {_quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH 8.7 to 9.3 ignore "
                 "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)"
             )
         elif winner is None:
@@ -128,7 +128,7 @@ def _relation(tree: ConfigTree, winner: Placed, mine: Placed, *, quote: bool = F
     name = _quote(mine) if quote else _name(mine.keyword)
     if tree.position(winner) < tree.position(mine):
         return f"is read before sshd-setup's {name}, and the first value wins"
-    return f"is read after sshd-setup's {name}, and on OpenSSH < 9.4 the last AuthorizedPrincipalsCommand wins"
+    return f"is read after sshd-setup's {name}, and on OpenSSH 8.7 to 9.3 the last AuthorizedPrincipalsCommand wins"
 
 
 def _block(tree: ConfigTree, d: Placed) -> str:
@@ -210,8 +210,8 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                         "MANAGED-SETTING-IGNORED",
                         ERROR,
                         f"sshd-setup's {_quote(mine)} has no effect ",
-                        f": it comes after {_quote(blocker)}, and OpenSSH < 9.4 ignores AuthorizedPrincipalsCommand "
-                        "lines read after an AuthorizedKeysCommand (bz3574)",
+                        f": it comes after {_quote(blocker)}, and OpenSSH 8.7 to 9.3 ignore "
+                        "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)",
                         "move that AuthorizedKeysCommand below sshd-setup's blocks, or upgrade OpenSSH to 9.4+",
                     )
                 continue
