@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.matching import Connection, MatchCondition, match_pattern
-from sshd_setup.core.tree import ConfigTree, Placed
+from sshd_setup.core.placed import Placed
+from sshd_setup.core.tree import ConfigTree
 
 ACCESS_KEYWORDS = ("denyusers", "allowusers", "denygroups", "allowgroups")
 NAMES = {"denyusers": "DenyUsers", "allowusers": "AllowUsers", "denygroups": "DenyGroups", "allowgroups": "AllowGroups"}

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
-from sshd_setup.core.tree import ConfigTree, Placed
+from sshd_setup.core.placed import Placed
+from sshd_setup.core.tree import ConfigTree
 
 HELPER_KEYWORDS = {"sshdsessionpath": "SshdSessionPath", "sshdauthpath": "SshdAuthPath"}
 Where = Callable[[Placed], tuple[str, int]]

@@ -10,14 +10,18 @@ ConfigTree.effective and every check in core/findings/ use decide().
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sshd_setup.core.matching import Connection, MatchCondition
+from sshd_setup.core.placed import Placed
 
-if TYPE_CHECKING:
-    from sshd_setup.core.tree import ConfigTree, Placed
+
+class Directives(Protocol):
+    """What decide() reads of a tree (core/tree.py ConfigTree): its directives of some keywords, in order."""
+
+    def placed_any(self, keywords: Collection[str]) -> list[Placed]: ...
 
 
 def _status(conditions: Iterable[MatchCondition], user: str, groups: frozenset[str] | None) -> tuple[str, list[str]]:
@@ -77,7 +81,7 @@ def _pass(candidates: list[Placed], active: Callable[[Placed], tuple[str, list[s
 
 
 def decide(
-    tree: ConfigTree,
+    tree: Directives,
     keywords: Iterable[str],
     who: str | Connection | None,
     groups: frozenset[str] | None = None,

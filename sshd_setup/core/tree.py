@@ -15,8 +15,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from sshd_setup.core.config import ConfigFile, Line, parse
+from sshd_setup.core.config import ConfigFile, parse
 from sshd_setup.core.matching import Connection, MatchCondition, parse_match
+from sshd_setup.core.placed import Placed
 from sshd_setup.core.precedence import decide
 
 SSH_DIR = "/etc/ssh"
@@ -102,31 +103,6 @@ def glob_matches(pattern: str, path: str) -> bool:
 def include_target(argument: str) -> str:
     """Relative Include arguments resolve under /etc/ssh."""
     return argument if argument.startswith("/") else posixpath.join(SSH_DIR, argument)
-
-
-@dataclass(frozen=True)
-class Placed:
-    """One directive of the assembled tree, where it is and under which Match conditions it applies."""
-
-    path: str
-    lineno: int
-    line: Line
-    conditions: tuple[MatchCondition, ...]
-    """Match conditions that must all hold: enclosing Includes' blocks first, then the file's own."""
-    match_lineno: int | None = None
-    """Line (in `path`) of the Match block this directive sits in, if any."""
-
-    @property
-    def keyword(self) -> str:
-        return self.line.keyword or ""
-
-    @property
-    def where(self) -> str:
-        return f"{self.path}:{self.lineno}"
-
-    @property
-    def is_global(self) -> bool:
-        return not self.conditions
 
 
 IncludeKind = Literal["", "no-match", "loop", "unreadable", "directory"]

@@ -12,9 +12,10 @@ from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG, Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.openssh import CANONICAL, YES_NO_KEYWORDS, apc_last_wins
+from sshd_setup.core.placed import Placed
 from sshd_setup.core.plan import VENDOR_SSHD_CONFIG, Plan
 from sshd_setup.core.sshkeys import InvalidKey, PublicKey, parse_key_file, parse_public_key
-from sshd_setup.core.tree import ConfigTree, Placed, SnapshotEntry, SnapshotSource, load_tree
+from sshd_setup.core.tree import ConfigTree, SnapshotEntry, SnapshotSource, load_tree
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 

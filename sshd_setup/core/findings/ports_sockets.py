@@ -8,7 +8,8 @@ import re
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.finding import Finding
 from sshd_setup.core.findings.context import ERROR, WARNING, Context, _quote
-from sshd_setup.core.tree import ConfigTree, Placed
+from sshd_setup.core.placed import Placed
+from sshd_setup.core.tree import ConfigTree
 
 
 def _port_of_listen(argument: str) -> int | None:

@@ -19,8 +19,9 @@ from sshd_setup.core.findings.context import (
     _who,
 )
 from sshd_setup.core.openssh import CERT_KEYWORDS, MATCH_KEYWORDS, PRINCIPAL_KEYWORDS, WATCHED_KEYWORDS
+from sshd_setup.core.placed import Placed
 from sshd_setup.core.precedence import applies_at_startup, decide
-from sshd_setup.core.tree import ConfigTree, Placed
+from sshd_setup.core.tree import ConfigTree
 
 
 def _check_changed_values(ctx: Context) -> list[Finding]:
