@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from sshd_setup.assessment import assess, blocking_findings
 from sshd_setup.core.facts import FileMeta, HostFacts
 from sshd_setup.core.hostpaths import FILE_FOREIGN, PATH_REFUSED, check_host_paths
 from sshd_setup.core.service import ServicePlan
 from sshd_setup.core.tree import SnapshotEntry
 from sshd_setup.gather import facts_script
 from sshd_setup.inventory import load_inventory
-from sshd_setup.pipeline import _blocking, assess
 from sshd_setup.remote import HostLock, apply_script
 from tests.helpers import CA_KEY, desired_from, plan_texts
 
@@ -38,7 +38,7 @@ def test_symlinked_ca_file_pointing_outside_the_policy_is_refused_without_its_co
     assert [f.code for f in paths.findings] == [PATH_REFUSED]
     message = paths.findings[0].message
     assert "/etc/ssh/ca.pub is a symlink to /etc/shadow" in message and "SECRET" not in message
-    assert _blocking(list(paths.findings), frozenset({PATH_REFUSED})), "--allow must not lift a path refusal"
+    assert blocking_findings(list(paths.findings), frozenset({PATH_REFUSED})), "--allow must not lift a path refusal"
 
 
 def test_symlinked_sshd_config_is_written_through_when_its_target_is_an_sshd_config() -> None:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from sshd_setup import exitcodes
+from sshd_setup.assessment import warm_up
 from sshd_setup.core.finding import Severity, parse_allow
 from sshd_setup.core.runs import is_run_id, new_run_id
 from sshd_setup.errors import InputError
 from sshd_setup.grouping import Line, Span, View, change_lines, render, summary_lines
 from sshd_setup.inventory import HostEntry, load_inventory
 from sshd_setup.output import print_lines, print_warnings
-from sshd_setup.pipeline import HeldHost, RunOptions, hold_host, run_host, warm_up
+from sshd_setup.pipeline import HeldHost, RunOptions, hold_host, run_host
 from sshd_setup.report import GOOD, HostResult, Status, exit_code, to_json
 from sshd_setup.runcontrol import Amount, Interrupt, Live, Outcome, parse_amount, run_hosts
 from sshd_setup.sockets import Dial, start_dial

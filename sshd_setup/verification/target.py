@@ -15,12 +15,12 @@ from typing import Any
 import paramiko
 import pytest
 
+from sshd_setup.assessment import Assessment, assess
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.service import ServicePlan, service_plan
 from sshd_setup.gather import FactsError, facts_script, parse_facts
 from sshd_setup.inventory import HostEntry
-from sshd_setup.pipeline import Assessment, assess
 from sshd_setup.sshclient import Unreachable
 from sshd_setup.verification.checks import EffectiveConfig, parse_sshd_t
 from sshd_setup.verification.connection import make_host
