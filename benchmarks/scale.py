@@ -220,20 +220,39 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    pyinfra_forks = [int(f) for f in args.pyinfra_forks.split(",") if f]
+    needed = [BIN / "sshd-setup"] + ([BIN / "pyinfra"] if pyinfra_forks else [])
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:  # before any host boots, not after the first contender's twenty minutes
+        print(f"missing: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
+        return 2
     work = Path(f"/dev/shm/sshd-setup-scale-work-{os.getpid()}")
     work.mkdir()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "sshd_setup")], check=True)
     runs: list[Run] = []
     boots: dict[int, float] = {}
+
+    def save() -> None:  # after every size, so an interrupted run keeps what it measured
+        record = {
+            "date": time.strftime("%Y-%m-%d"),
+            "cpus": os.cpu_count(),
+            "boot_seconds": boots,
+            "runs": [{**asdict(r), "controller_ms_per_host": r.controller_ms_per_host} for r in runs],
+        }
+        if args.out:
+            args.out.write_text(json.dumps(record, indent=1) + "\n")
+
     try:
         for size in sizes:
             for forks in (int(f) for f in args.forks.split(",") if f):
                 got, boots[size] = measure(size, forks, "sshd-setup", work, 1800)
                 runs += got
-        for forks in (int(f) for f in args.pyinfra_forks.split(",") if f):
+                save()
+        for forks in pyinfra_forks:
             for size in sizes:
                 got, _ = measure(size, forks, "pyinfra", work, args.pyinfra_timeout)
                 runs += got
+                save()
                 if any(r.seconds >= args.pyinfra_timeout for r in got):
                     print(f"pyinfra: {size} hosts took over {args.pyinfra_timeout:.0f} s; larger sizes skipped")
                     break
@@ -241,14 +260,6 @@ def main() -> int:
         for leftover in work.iterdir():
             leftover.unlink()
         work.rmdir()
-    record = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpus": os.cpu_count(),
-        "boot_seconds": boots,
-        "runs": [{**asdict(r), "controller_ms_per_host": r.controller_ms_per_host} for r in runs],
-    }
-    if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
     return 1 if any(r.problems for r in runs) else 0
 
 
