@@ -95,7 +95,11 @@ def test_socket_activated_host_serves_each_connection_without_ssh_service(mixed:
     assert reload.returncode != 0, "reload of an inactive ssh.service must fail, as on Ubuntu"
     assert banner(sock.address).startswith("SSH-2.0-OpenSSH_9.2")
     # Each connection gets its own `sshd -i` (ssh@.service); ssh.service stays inactive.
-    assert sock.run("systemctl is-active ssh.service", check=False, multiplex=False).stdout.strip() == "inactive"
+    for _ in range(3):  # ssh's own failure (255: a per-connection sshd slow to start under load) is retried
+        state_now = sock.run("systemctl is-active ssh.service", check=False, multiplex=False)
+        if state_now.returncode != 255:
+            break
+    assert (state_now.returncode, state_now.stdout.strip()) == (3, "inactive"), state_now.stderr
     assert "ssh@" in sock.run("systemctl list-units --no-legend 'ssh@*'", multiplex=False).stdout
 
 
