@@ -37,11 +37,13 @@ from types import TracebackType
 import yaml
 
 from tests.testhosts._paths import state_dir
-from tests.testhosts._system import cgroup_roots, remove_cgroup_tree
+from tests.testhosts._system import cgroup_roots, file_lock, remove_cgroup_tree, restore_sysctls, sysctl_at_least
 
 #: Users every light host has (the mapped users of the benchmarks), appended to its private passwd.
 USERS = ("johndoe", "vmuser", "ops")
 MAX_HOSTS = 1000  # a Linux bridge takes 1024 ports
+NEIGHBOUR_SYSCTL_RECORD = "light-sysctl-before.json"
+"""In the state dir: the ARP table limits as they were before a large light fleet raised them."""
 _FIRST_UID = 3001
 
 # Runs inside the host's new mount namespace (already inside its network namespace), then becomes sshd.
@@ -196,6 +198,7 @@ class LightFleet:
                 shutil.copymode(Path("/etc") / name, target)
             (host.dir / "authorized_keys").write_bytes(authorized)
             self.hosts.append(host)
+        _raise_neighbour_limits(count)
         self._make_network(prefix)
         self.cgroup = _make_cgroup(f"light-{self.index}")
         for host in self.hosts:
@@ -295,6 +298,9 @@ class LightFleet:
         shutil.rmtree(self.base, ignore_errors=True)
         self.hosts = []
         if self._lock_fd >= 0:
+            with file_lock(state_dir() / "light-sysctl.lock"):
+                if not _other_light_fleets(self.index):  # the last light fleet: the ARP limits go back
+                    restore_sysctls(state_dir() / NEIGHBOUR_SYSCTL_RECORD)
             os.close(self._lock_fd)
             self._lock_fd = -1
 
@@ -306,6 +312,33 @@ class LightFleet:
 
 
 # --- system helpers ---------------------------------------------------------------------------------
+
+
+def _raise_neighbour_limits(count: int) -> None:
+    """All hosts are neighbours of this machine on one bridge: past the kernel's ARP table limits
+    (gc_thresh2 512 soft, gc_thresh3 1024 hard) entries are dropped and connections fail with 'No route to
+    host' (measured at 1,000 hosts). Raised while light fleets live (live values, never persisted)."""
+    if count <= 256:  # well inside the defaults
+        return
+    limits = (("gc_thresh1", count + 128), ("gc_thresh2", 2 * count + 512), ("gc_thresh3", 4 * count + 1024))
+    with file_lock(state_dir() / "light-sysctl.lock"):
+        for key, value in limits:
+            sysctl_at_least(f"net.ipv4.neigh.default.{key}", value, state_dir() / NEIGHBOUR_SYSCTL_RECORD)
+
+
+def _other_light_fleets(index: int) -> bool:
+    """Does a light fleet other than INDEX hold its slot lock?"""
+    for other in range(16):
+        if other == index or not (state_dir() / f"light-{other}.lock").exists():
+            continue
+        fd = os.open(state_dir() / f"light-{other}.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we took for the test
+    return False
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
