@@ -21,13 +21,13 @@ from sshd_setup.gather import facts_script
 from sshd_setup.inventory import HostEntry
 from sshd_setup.pipeline import (
     RunOptions,
-    _first_line,
-    _lockout_guard,
-    _rollback_after_guard,
-    _with_host,
+    first_line,
     lock_refused,
+    lockout_guard,
     note_lock,
     restore_problem,
+    rollback_after_guard,
+    with_host,
 )
 from sshd_setup.remote import apply_script, rollback_script
 from sshd_setup.remote.protocol import parse_apply_output, parse_facts_output
@@ -81,7 +81,7 @@ def list_host(entry: HostEntry, options: RunOptions, dial: Dial | None = None) -
         result.status, result.runs = Status.CHECKED, backups.runs
         result.reason = f"{len(backups.runs)} backup(s)" if backups.runs else "no backup on this host"
 
-    return _with_host(entry, options, dial, work)
+    return with_host(entry, options, dial, work)
 
 
 def rollback_host(entry: HostEntry, options: RunOptions, to: str | None, dial: Dial | None = None) -> HostResult:
@@ -102,7 +102,7 @@ def _in_shell(
         finally:
             shell.close()
 
-    return _with_host(entry, options, dial, run)
+    return with_host(entry, options, dial, run)
 
 
 def _rollback(
@@ -141,7 +141,7 @@ def _rollback(
         return
     if outcome.failed:
         result.status = Status.FAILED
-        result.reason = f"rollback to {target} refused at {outcome.failed_step}: {_first_line(outcome.output)}"
+        result.reason = f"rollback to {target} refused at {outcome.failed_step}: {first_line(outcome.output)}"
         return
     incomplete = restore_problem(outcome)
     if incomplete:
@@ -156,13 +156,13 @@ def _finish(
 ) -> None:
     """Guard with a new login; when it fails, put back the backup this run took (named after the run)."""
     if options.reload:
-        problem = _lockout_guard(entry, options)
+        problem = lockout_guard(entry, options)
         result.connections += 1
         result.round_trips += 1
         if problem is not None:
             target, result.backup = result.backup, options.run_id
             main = check_host_paths(entry.desired, facts).real(entry.desired.sshd_config)
-            _rollback_after_guard(entry, options, transport, service_plan(facts), result, problem, main)
+            rollback_after_guard(entry, options, transport, service_plan(facts), result, problem, main)
             result.backup = target
             return
     result.status, result.reloaded = Status.CHANGED, options.reload
@@ -232,7 +232,7 @@ def _uninstall(entry: HostEntry, options: RunOptions, transport: Transport, shel
     if outcome.failed:
         incomplete = restore_problem(outcome)
         result.status = Status.ROLLED_BACK if outcome.rollback_ok and not incomplete else Status.FAILED
-        result.reason = f"uninstall failed at {outcome.failed_step}: {_first_line(outcome.output)}" + (
+        result.reason = f"uninstall failed at {outcome.failed_step}: {first_line(outcome.output)}" + (
             f"; {incomplete}" if incomplete else ""
         )
         return

@@ -48,7 +48,7 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _with_host(
+def with_host(
     entry: HostEntry, options: RunOptions, dial: Dial | None, work: Callable[[Transport, HostResult], None]
 ) -> HostResult:
     """Connect, run `work`, and turn every failure into this host's result; always close and time it."""
@@ -105,7 +105,7 @@ def run_host(
     entry: HostEntry, options: RunOptions, dial: Dial | None = None, proceed: Proceed | None = None
 ) -> HostResult:
     """dial: this host's first TCP connection, already started by the caller (or None)."""
-    return _with_host(
+    return with_host(
         entry, options, dial, lambda transport, result: _pipeline(entry, options, transport, result, proceed)
     )
 
@@ -294,7 +294,7 @@ def _apply_assessed(
         _report_failure(result, outcome, applied)
         return
     if not outcome.ended:
-        result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {_first_line(applied.stderr)}"
+        result.reason = f"apply stopped unexpectedly (exit {applied.returncode}): {first_line(applied.stderr)}"
         return
     changed = _change_summary(plan, assessment.users_to_create, reload_pending)
     if not plan.changes and not reload_pending:
@@ -304,14 +304,14 @@ def _apply_assessed(
         result.status, result.reason = Status.CHANGED, f"written and validated, not reloaded (--no-reload): {changed}"
         return
     result.reloaded = True
-    guard = _lockout_guard(entry, options)
+    guard = lockout_guard(entry, options)
     result.connections += 1
     result.round_trips += 1
     if guard is None:
         seen = RELOAD_SEEN.get(outcome.seen, "")
         result.status, result.reason = Status.CHANGED, f"{changed}; {service.reason}{seen}; new login verified"
         return
-    _rollback_after_guard(entry, options, transport, service, result, guard, real(assessment.main))
+    rollback_after_guard(entry, options, transport, service, result, guard, real(assessment.main))
 
 
 def _report_failure(result: HostResult, outcome: ApplyOutcome, applied: CommandResult) -> None:
@@ -325,21 +325,21 @@ def _report_failure_reason(result: HostResult, outcome: ApplyOutcome, applied: C
     step, output, rolled_ok = outcome.failed_step, outcome.output, outcome.rollback_ok
     incomplete = restore_problem(outcome)
     if step == "validate" and "(SshdSessionPath/SshdAuthPath)" in output:
-        result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {_first_line(output)}"
+        result.reason = f"the assembled tree names a missing sshd helper, nothing changed: {first_line(output)}"
     elif step == "validate":
-        result.reason = f"sshd -t refused the assembled tree, nothing changed: {_first_line(output)}"
+        result.reason = f"sshd -t refused the assembled tree, nothing changed: {first_line(output)}"
     elif incomplete:
         result.status = Status.FAILED
-        result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); {incomplete}"
+        result.reason = f"{step} failed ({first_line(output) or 'unit not active'}); {incomplete}"
     elif rolled_ok is not None:
         result.status = Status.ROLLED_BACK if rolled_ok else Status.FAILED
         state = "sshd is up again" if rolled_ok else "sshd is NOT running after the rollback"
-        result.reason = f"{step} failed ({_first_line(output) or 'unit not active'}); restored {result.backup}: {state}"
+        result.reason = f"{step} failed ({first_line(output) or 'unit not active'}); restored {result.backup}: {state}"
     else:
-        result.reason = f"{step} failed, nothing changed: {_first_line(output) or _first_line(applied.stderr)}"
+        result.reason = f"{step} failed, nothing changed: {first_line(output) or first_line(applied.stderr)}"
 
 
-def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
+def lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
     """Log in on a NEW connection with the same credentials and run a shell; None when fine, else why not.
 
     The apply script has already seen the reloaded sshd write its pid file again (or the init system call
@@ -366,7 +366,7 @@ def _lockout_guard(entry: HostEntry, options: RunOptions) -> str | None:
     return problem
 
 
-def _rollback_after_guard(
+def rollback_after_guard(
     entry: HostEntry,
     options: RunOptions,
     transport: Transport,
@@ -396,7 +396,7 @@ def _rollback_after_guard(
     if incomplete:
         result.reason = f"lockout guard failed ({problem}); {incomplete}"
         return
-    again = _lockout_guard(entry, options) if not outcome.failed else "rollback failed"
+    again = lockout_guard(entry, options) if not outcome.failed else "rollback failed"
     result.connections += 1
     if again is None:
         result.status = Status.ROLLED_BACK
@@ -426,9 +426,9 @@ def lock_refused(result: HostResult, outcome: ApplyOutcome) -> bool:
     """The host's lock is held by another run, or a file changed since the facts: blocked, nothing written."""
     step, output = outcome.failed_step, outcome.output
     if step == "lock":
-        result.status, result.reason = Status.BLOCKED, f"host is locked, nothing written: {_first_line(output)}"
+        result.status, result.reason = Status.BLOCKED, f"host is locked, nothing written: {first_line(output)}"
     elif step == "cas":
-        result.status, result.reason = Status.BLOCKED, f"{_first_line(output)}; nothing written (run again)"
+        result.status, result.reason = Status.BLOCKED, f"{first_line(output)}; nothing written (run again)"
     else:
         return False
     return True
@@ -470,10 +470,10 @@ def _facts_failure(gathered: CommandResult) -> str:
         return "sudo refused the become password (check the password given with --ask-become-pass)"
     if "a password is required" in gathered.stderr:
         return "sudo needs a password on this host: set ansible_become_password or run with --ask-become-pass (-K)"
-    return f"facts command failed (exit {gathered.returncode}): {_first_line(gathered.stderr)}"
+    return f"facts command failed (exit {gathered.returncode}): {first_line(gathered.stderr)}"
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip():
             return line.strip()
