@@ -121,21 +121,19 @@ def run_fleet(
     inventory: Path | Sequence[Path],
     limit: str | None,
     mode: str,
-    forks: int,
     allow: list[str],
     reload: bool,
-    as_json: bool,
     ask_become_pass: bool,
     host_key_checking: bool | None,
+    control: Control,
     rollback_to: str | None = None,
     dry_run: bool = False,
-    control: Control | None = None,
     timeout: float = 10.0,
 ) -> int:
-    """mode: apply / dry-run / check / rollback / rollback-list / uninstall (dry_run: rollback and uninstall)."""
+    """mode: apply / dry-run / check / rollback / rollback-list / uninstall (dry_run: rollback and uninstall).
+    control: forks, batches, confirmation and output (control_options)."""
     from sshd_setup.hostrestore import list_host, rollback_host, uninstall_host
 
-    control = control or control_options(forks=forks, as_json=as_json)
     inv = load_inventory(inventory)
     hosts = inv.select(limit)
     if rollback_to in ("latest", ""):
