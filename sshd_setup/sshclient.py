@@ -14,9 +14,10 @@ import os
 import re
 import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sshd_setup.connection_vars import parse_hop, ssh_options
 from sshd_setup.errors import InputError, SshdSetupError
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from fabric import Config, Connection
     from paramiko import PKey
 
+T = TypeVar("T")
 _MAX_HOPS = 8
 _RELAXED = ("no", "off", "accept-new")
 
@@ -128,22 +130,35 @@ class KnownHosts:
         return keys
 
 
-_KNOWN_HOSTS: dict[tuple[str, int, int], KnownHosts] = {}
-_KNOWN_HOSTS_LOCK = threading.Lock()
+class _PerFile(Generic[T]):
+    """Values loaded from a file once per process, and again only when it (or a companion file) changes."""
+
+    def __init__(self, load: Callable[[str], T]) -> None:
+        self._load = load
+        self._values: dict[tuple[object, ...], T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str, *companions: str) -> T:
+        key = (path, *(_file_state(p) for p in (path, *companions)))
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+        value = self._load(path)  # outside the lock: at worst two threads load the same file once each
+        with self._lock:
+            self._values[key] = value
+        return value
 
 
-def _known_hosts(file: Path) -> KnownHosts:
-    """FILE indexed once per process (and again only if it changes).
+def _file_state(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
-    Only the host's own entries go into a client, so nothing is ever saved back to a known_hosts file.
-    """
-    stat = file.stat()
-    cache_key = (str(file), stat.st_mtime_ns, stat.st_size)
-    with _KNOWN_HOSTS_LOCK:
-        keys = _KNOWN_HOSTS.get(cache_key)
-        if keys is None:
-            keys = _KNOWN_HOSTS[cache_key] = KnownHosts(file.read_text(errors="replace"))
-    return keys
+
+# Only the host's own entries go into a client, so nothing is ever saved back to a known_hosts file.
+_KNOWN_HOSTS = _PerFile(lambda path: KnownHosts(Path(path).read_text(errors="replace")))
 
 
 def _secure(connection: Connection, options: dict[str, str], checking: bool) -> tuple[str, list[str]]:
@@ -167,7 +182,7 @@ def _secure(connection: Connection, options: dict[str, str], checking: bool) -> 
         file = Path(os.path.expanduser(path))
         consulted.append(str(file))
         if file.is_file():
-            for keytype, key in _known_hosts(file).lookup(name):
+            for keytype, key in _KNOWN_HOSTS.get(str(file)).lookup(name):
                 client.get_host_keys().add(name, keytype, key)
     client.set_missing_host_key_policy(paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy())
     return name, consulted
@@ -181,7 +196,7 @@ def _quiet_paramiko() -> None:
         logger.propagate = False
 
 
-_BASE_CONFIG: dict[int, Config] = {}
+_BASE_CONFIG: list[Config] = []  # at most one: the Config of the ssh_config parsed last
 _BASE_CONFIG_LOCK = threading.Lock()
 
 
@@ -194,40 +209,28 @@ def _base_config() -> Config:
 
     parsed = sshconfig.ssh_config()  # the same object until an ssh_config file changes
     with _BASE_CONFIG_LOCK:
-        config = _BASE_CONFIG.get(id(parsed))
-        if config is None or config.base_ssh_config is not parsed:
-            config = Config(ssh_config=parsed, overrides={"run": {"in_stream": False}})
-            _BASE_CONFIG.clear()
-            _BASE_CONFIG[id(parsed)] = config
-        return config
+        if not _BASE_CONFIG or _BASE_CONFIG[0].base_ssh_config is not parsed:
+            _BASE_CONFIG[:] = [Config(ssh_config=parsed, overrides={"run": {"in_stream": False}})]
+        return _BASE_CONFIG[0]
 
 
-_KEYS: dict[tuple[str, int, int, int], PKey] = {}
-_KEYS_LOCK = threading.Lock()
+def _load_key(path: str) -> PKey | None:
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path)
+    except Exception:  # encrypted, unknown type, unreadable: paramiko's own path reports it
+        return None
+
+
+_KEYS = _PerFile(_load_key)
 
 
 def _private_key(path: str) -> PKey | None:
     """The unencrypted private key at PATH (with its -cert.pub, as paramiko pairs them), loaded once per
     process; None when it needs a passphrase or is not a key paramiko reads: then paramiko is given the
     file and reports in its own words, as before."""
-    import paramiko
-
-    try:
-        stat = os.stat(path)
-        cert = os.stat(path + "-cert.pub").st_mtime_ns if os.path.isfile(path + "-cert.pub") else 0
-    except OSError:
-        return None
-    cache_key = (path, stat.st_mtime_ns, stat.st_size, cert)
-    with _KEYS_LOCK:
-        key = _KEYS.get(cache_key)
-    if key is None:
-        try:
-            key = paramiko.PKey.from_path(path)
-        except Exception:  # encrypted, unknown type, unreadable: paramiko's own path reports it
-            return None
-        with _KEYS_LOCK:
-            _KEYS[cache_key] = key
-    return key
+    return _KEYS.get(path, path + "-cert.pub")
 
 
 class _Builder:
