@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sshd_setup.core.access import ACCESS_KEYWORDS, lists_for, verdict
+from sshd_setup.core.access import lists_for, verdict
 from sshd_setup.core.facts import HostFacts, UserInfo
 from sshd_setup.core.findings import find_problems
+from sshd_setup.core.openssh import ACCESS_KEYWORDS
 from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from tests.helpers import desired_from
 from tests.sshd_oracle import make_host_keys, require_oracle, sshd_effective

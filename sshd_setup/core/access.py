@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.matching import Connection, MatchCondition, match_pattern
+from sshd_setup.core.openssh import ACCESS_KEYWORDS, CANONICAL
 from sshd_setup.core.placed import Placed
 from sshd_setup.core.tree import ConfigTree
-
-ACCESS_KEYWORDS = ("denyusers", "allowusers", "denygroups", "allowgroups")
-NAMES = {"denyusers": "DenyUsers", "allowusers": "AllowUsers", "denygroups": "DenyGroups", "allowgroups": "AllowGroups"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def verdict(tree: ConfigTree, user: str, groups: frozenset[str] | None) -> Acces
         if not words[keyword]:
             continue
         if groups is None:
-            maybe.append(f"{lists[keyword][0].where}: {NAMES[keyword]} (the user's groups are not known)")
+            maybe.append(f"{lists[keyword][0].where}: {CANONICAL[keyword]} (the user's groups are not known)")
             continue
         member = [(d, w) for d, w in words[keyword] if any(match_pattern(g, w) for g in groups)]
         if keyword == "denygroups" and member:

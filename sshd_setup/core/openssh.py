@@ -7,6 +7,7 @@ from __future__ import annotations
 PRINCIPAL_KEYWORDS = ("authorizedprincipalsfile", "authorizedprincipalscommand", "authorizedprincipalscommanduser")
 CERT_KEYWORDS = ("pubkeyauthentication", "trustedusercakeys", *PRINCIPAL_KEYWORDS)
 WATCHED_KEYWORDS = (*CERT_KEYWORDS, "authorizedkeysfile")
+ACCESS_KEYWORDS = ("denyusers", "allowusers", "denygroups", "allowgroups")  # in the order sshd checks them
 CANONICAL = {
     "pubkeyauthentication": "PubkeyAuthentication",
     "trustedusercakeys": "TrustedUserCAKeys",
@@ -20,6 +21,10 @@ CANONICAL = {
     "include": "Include",
     "port": "Port",
     "listenaddress": "ListenAddress",
+    "allowusers": "AllowUsers",
+    "denyusers": "DenyUsers",
+    "allowgroups": "AllowGroups",
+    "denygroups": "DenyGroups",
 }
 YES_NO_KEYWORDS = frozenset({"pubkeyauthentication"})
 

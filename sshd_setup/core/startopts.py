@@ -12,19 +12,10 @@ from dataclasses import dataclass
 
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
+from sshd_setup.core.openssh import ACCESS_KEYWORDS, CANONICAL, WATCHED_KEYWORDS
 
-WATCHED = {
-    "pubkeyauthentication": "PubkeyAuthentication",
-    "trustedusercakeys": "TrustedUserCAKeys",
-    "authorizedprincipalsfile": "AuthorizedPrincipalsFile",
-    "authorizedprincipalscommand": "AuthorizedPrincipalsCommand",
-    "authorizedprincipalscommanduser": "AuthorizedPrincipalsCommandUser",
-    "authorizedkeysfile": "AuthorizedKeysFile",
-    "allowusers": "AllowUsers",
-    "denyusers": "DenyUsers",
-    "allowgroups": "AllowGroups",
-    "denygroups": "DenyGroups",
-}
+WATCHED = (*WATCHED_KEYWORDS, *ACCESS_KEYWORDS)
+"""Keywords whose value given with -o on sshd's command line overrides every line of sshd_config."""
 ENV_FILES = {"/etc/default/ssh": "SSHD_OPTS", "/etc/sysconfig/sshd": "OPTIONS"}
 _VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
@@ -148,7 +139,7 @@ def start_findings(options: StartOptions | None, main: str) -> list[Finding]:
                 Finding(
                     "START-OPTION-OVERRIDES",
                     Severity.ERROR,
-                    f"sshd is started with -o {WATCHED[keyword]}={value} ({where}): sshd reads the command line "
+                    f"sshd is started with -o {CANONICAL[keyword]}={value} ({where}): sshd reads the command line "
                     "before its config file, so this value wins over every line of sshd_config, ours included",
                     f"remove the option from {where}",
                 )
