@@ -195,18 +195,24 @@ put_file() {
 # restore_from NAME: every path back as backup NAME holds it (copied in, removed, directories we made
 # removed), then proved: @@RESTORED NAME, or @@RESTORE-INCOMPLETE with the paths that differ.
 restore_from() {
-  B="$BK_RUNS/$1"
+  put_back_from "$BK_RUNS/$1" ""
+  prove_restore "$1"
+}
+
+# put_back_from BACKUP-DIR SKIP: every path of the backup but those in SKIP as it was then: its
+# directories made first, files copied in or removed, the directories it did not have removed.
+put_back_from() {
   rdirs=""
-  make_dirs "$B"
+  make_dirs "$1"
   while read -r kind _sum t; do
+    case " $2 " in *" $t "*) continue;; esac
     case "$kind" in
-      existed) put_file "$B/files$t" "$t";;
+      existed) put_file "$1/files$t" "$t";;
       absent) [ ! -e "$t" ] || rm -f "$t";;
       nodir) rdirs="$t $rdirs";;
     esac
-  done < "$B/manifest"
+  done < "$1/manifest"
   for t in $rdirs; do [ ! -d "$t" ] || rmdir "$t" 2>/dev/null; done
-  prove_restore "$1"
 }
 
 # make_dirs BACKUP-DIR: directories that existed then and are gone now (root 0755, as apply makes them).
@@ -254,19 +260,11 @@ remove() { REMOVE="$REMOVE $1"; }
 # holds (the host before sshd-setup) put back as it was then; without a first backup, REMOVE deleted.
 put_back_first() {
   list_backups
-  rdirs=""
-  B="$BK_RUNS/$FIRST_BK"
-  [ -z "$FIRST_BK" ] || make_dirs "$B"
-  [ -n "$FIRST_BK" ] && while read -r kind _sum t; do
-    case " $STAGED " in *" $t "*) continue;; esac
-    case "$kind" in
-      existed) put_file "$B/files$t" "$t";;
-      absent) [ ! -e "$t" ] || rm -f "$t";;
-      nodir) rdirs="$t $rdirs";;
-    esac
-  done < "$B/manifest"
-  [ -n "$FIRST_BK" ] || for t in $REMOVE; do [ ! -e "$t" ] || rm -f "$t"; done
-  for t in $rdirs; do [ ! -d "$t" ] || rmdir "$t" 2>/dev/null; done
+  if [ -n "$FIRST_BK" ]; then
+    put_back_from "$BK_RUNS/$FIRST_BK" "$STAGED"
+  else
+    for t in $REMOVE; do [ ! -e "$t" ] || rm -f "$t"; done
+  fi
   r "STEP put-back $FIRST_BK"
   PROOF_SKIP=$STAGED
   [ -z "$FIRST_BK" ] || prove_restore "$FIRST_BK" || true
