@@ -12,16 +12,11 @@ from collections.abc import Callable
 
 from sshd_setup.core.facts import HostFacts
 from sshd_setup.core.finding import Finding, Severity
-from sshd_setup.core.placed import Placed
+from sshd_setup.core.placed import Placed, quote
 from sshd_setup.core.tree import ConfigTree
 
 HELPER_KEYWORDS = {"sshdsessionpath": "SshdSessionPath", "sshdauthpath": "SshdAuthPath"}
 Where = Callable[[Placed], tuple[str, int]]
-
-
-def _quote(d: Placed) -> str:
-    text = d.line.raw.strip()
-    return "`" + (text if len(text) <= 160 else text[:159] + "…") + "`"
 
 
 def listen_host(argument: str) -> str:
@@ -51,7 +46,7 @@ def listen_address_findings(tree: ConfigTree, facts: HostFacts, where: Where) ->
             Finding(
                 "LISTEN-ADDRESS-NOT-ON-HOST",
                 Severity.ERROR,
-                f"{_quote(d)}: {address} is not an address of this host (it has {', '.join(sorted(own)) or 'none'}): "
+                f"{quote(d)}: {address} is not an address of this host (it has {', '.join(sorted(own)) or 'none'}): "
                 "`sshd -t` accepts it, but sshd cannot bind it, and an sshd left with nothing to bind exits on reload",
                 "remove the line or use one of the host's addresses",
                 path,
@@ -82,7 +77,7 @@ def helper_findings(tree: ConfigTree, facts: HostFacts, where: Where) -> list[Fi
             Finding(
                 "SSHD-HELPER-MISSING",
                 Severity.ERROR,
-                f"{_quote(d)}: {path} {state}: `sshd -t` does not check it, but sshd (OpenSSH >= 9.8) refuses to "
+                f"{quote(d)}: {path} {state}: `sshd -t` does not check it, but sshd (OpenSSH >= 9.8) refuses to "
                 f"start without its {HELPER_KEYWORDS[d.keyword]}, so a reload would kill it",
                 "point it at the installed binary (e.g. /usr/lib/openssh/sshd-session) or remove the line",
                 file,

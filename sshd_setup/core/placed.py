@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from sshd_setup.core.config import Line
 from sshd_setup.core.matching import MatchCondition
 
+MAX_QUOTE = 160
+"""Longest line a finding quotes whole."""
+
 
 @dataclass(frozen=True)
 class Placed:
@@ -35,3 +38,9 @@ class Placed:
     @property
     def is_global(self) -> bool:
         return not self.conditions
+
+
+def quote(d: Placed) -> str:
+    """The directive's line as findings quote it: in backticks, cut at MAX_QUOTE characters."""
+    text = d.line.raw.strip()
+    return "`" + (text if len(text) <= MAX_QUOTE else text[: MAX_QUOTE - 1] + "…") + "`"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sshd_setup.core.finding import Finding
-from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _describe_keys, _keys_of, _quote, _who
+from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _describe_keys, _keys_of, _who
+from sshd_setup.core.placed import quote
 from sshd_setup.core.precedence import decide
 
 
@@ -129,7 +130,7 @@ def _check_auth_methods(ctx: Context) -> list[Finding]:
                 Finding(
                     "AUTH-METHODS-NEED-MORE",
                     WARNING,
-                    f"{_quote(d)}: a certificate alone does not log in {_who(user)}; sshd also asks for "
+                    f"{quote(d)}: a certificate alone does not log in {_who(user)}; sshd also asks for "
                     f"{' or '.join(needs)}",
                     "add `publickey` on its own as an alternative for these users if the gateway's certificate "
                     "should suffice",
@@ -142,7 +143,7 @@ def _check_auth_methods(ctx: Context) -> list[Finding]:
                 Finding(
                     "AUTH-METHODS-NO-PUBLICKEY",
                     ERROR,
-                    f"{_quote(d)} never accepts publickey, so certificate logins fail {_who(user)}",
+                    f"{quote(d)} never accepts publickey, so certificate logins fail {_who(user)}",
                     "add `publickey` as an alternative (space-separated) for these users",
                     path,
                     line,

@@ -20,9 +20,6 @@ from sshd_setup.core.tree import ConfigTree, SnapshotEntry, SnapshotSource, load
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 
-_MAX_QUOTE = 160
-
-
 @dataclass
 class Context:
     desired: Desired | None
@@ -123,11 +120,6 @@ def _our_match_users(tree: ConfigTree, ours: frozenset[tuple[str, int]]) -> list
         if d.keyword == "match" and (d.path, d.lineno) in ours and d.conditions:
             users.extend(u for u in d.conditions[-1].users() if u not in users)
     return users
-
-
-def _quote(d: Placed) -> str:
-    text = d.line.raw.strip()
-    return "`" + (text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…") + "`"
 
 
 def _name(keyword: str) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sshd_setup.core.blocks import TOP_NAME, block_spans
 from sshd_setup.core.desired import DEFAULT_SSHD_CONFIG
 from sshd_setup.core.finding import Finding
-from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _name, _quote
+from sshd_setup.core.findings.context import ERROR, INFO, WARNING, Context, _name
 from sshd_setup.core.openssh import MATCH_KEYWORDS, MATCH_KEYWORDS_SINCE, WATCHED_KEYWORDS
+from sshd_setup.core.placed import quote
 from sshd_setup.core.plan import VENDOR_SSHD_CONFIG
 from sshd_setup.core.precedence import applies_at_startup
 
@@ -72,7 +73,7 @@ def _check_global_only_in_match(ctx: Context) -> list[Finding]:
             Finding(
                 "MATCH-GLOBAL-ONLY",
                 severity,
-                f"{_quote(d)} sits inside a Match block (line {d.match_lineno or '?'} or an enclosing Include), "
+                f"{quote(d)} sits inside a Match block (line {d.match_lineno or '?'} or an enclosing Include), "
                 f"where sshd refuses it: \"Directive '{d.line.raw.split()[0]}' is not allowed within a Match block\""
                 + (f" (allowed there only from OpenSSH {since[0]}.{since[1]})" if since else ""),
                 "move the line above the first Match line of its file",
@@ -177,7 +178,7 @@ def _check_block_position(ctx: Context) -> list[Finding]:
                 Finding(
                     "BLOCK-NOT-FIRST",
                     WARNING,
-                    f"{len(above)} directive(s) sit above sshd-setup's managed block (first: {_quote(above[0])} at "
+                    f"{len(above)} directive(s) sit above sshd-setup's managed block (first: {quote(above[0])} at "
                     f"line {above[0].lineno}); sshd reads them, and any file they Include, before the block, so "
                     "their values win over it",
                     fix,

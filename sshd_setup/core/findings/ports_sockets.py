@@ -7,8 +7,8 @@ import re
 
 from sshd_setup.core.desired import Desired
 from sshd_setup.core.finding import Finding
-from sshd_setup.core.findings.context import ERROR, WARNING, Context, _quote
-from sshd_setup.core.placed import Placed
+from sshd_setup.core.findings.context import ERROR, WARNING, Context
+from sshd_setup.core.placed import Placed, quote
 from sshd_setup.core.tree import ConfigTree
 
 
@@ -71,7 +71,7 @@ def _check_ports(ctx: Context) -> list[Finding]:
                 Finding(
                     "PORT-NOT-22",
                     severity,
-                    f"{_quote(d)}: sshd listens on port {port}{tail}",
+                    f"{quote(d)}: sshd listens on port {port}{tail}",
                     (f"remove it (keep `Port {want}`)" if has_wanted else f"add `Port {want}` (and remove this one)")
                     + ", or pass --allow PORT-NOT-22 if the extra port is intended",
                     d.path,
@@ -84,7 +84,7 @@ def _check_ports(ctx: Context) -> list[Finding]:
                 Finding(
                     "LISTEN-PORT-NOT-22",
                     severity,
-                    f"{_quote(d)} binds port {port}{tail}",
+                    f"{quote(d)} binds port {port}{tail}",
                     f"listen on port {want} on the address the gateway reaches, or pass --allow LISTEN-PORT-NOT-22",
                     d.path,
                     d.lineno,

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from sshd_setup.core.finding import Finding, Severity
 from sshd_setup.core.findings.context import (
-    _MAX_QUOTE,
     ERROR,
     INFO,
     WARNING,
@@ -14,12 +13,11 @@ from sshd_setup.core.findings.context import (
     _merge_modes,
     _modes,
     _name,
-    _quote,
     _same,
     _who,
 )
 from sshd_setup.core.openssh import CERT_KEYWORDS, MATCH_KEYWORDS, PRINCIPAL_KEYWORDS, WATCHED_KEYWORDS
-from sshd_setup.core.placed import Placed
+from sshd_setup.core.placed import MAX_QUOTE, Placed, quote
 from sshd_setup.core.precedence import applies_at_startup, decide
 from sshd_setup.core.tree import ConfigTree
 
@@ -51,16 +49,16 @@ def _changed_values(ctx: Context, keyword: str, legacy: bool) -> list[Finding]:
         for (path, line), (was, nows, users) in shadowed.items():
             reported.add((path, line))
             if len({(n.path, n.lineno) for n in nows}) == 1:
-                instead = f"{_quote(nows[0])} at {ctx.describe(nows[0])} wins instead"
+                instead = f"{quote(nows[0])} at {ctx.describe(nows[0])} wins instead"
             else:
                 instead = "sshd-setup's managed values win instead: " + "; ".join(
-                    f"{_quote(n)} {_who(u)}" for n, u in zip(nows, users, strict=True)
+                    f"{quote(n)} {_who(u)}" for n, u in zip(nows, users, strict=True)
                 )
             out.append(
                 Finding(
                     "SETTING-SHADOWED",
                     WARNING,
-                    f"{_quote(was)} decides {_name(keyword)} now ({_whom(users)}); after the change {instead}",
+                    f"{quote(was)} decides {_name(keyword)} now ({_whom(users)}); after the change {instead}",
                     "check with the owner of that line that the change is intended",
                     path,
                     line,
@@ -83,20 +81,20 @@ def _changed_values(ctx: Context, keyword: str, legacy: bool) -> list[Finding]:
         index = tree.position(d)
         if blocker is not None and index > tree.position(blocker):
             reason = (
-                f"it comes after {_quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH 8.7 to 9.3 ignore "
+                f"it comes after {quote(blocker)} ({ctx.describe(blocker)}), and OpenSSH 8.7 to 9.3 ignore "
                 "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)"
             )
         elif winner is None:
             continue
         elif index < tree.position(winner):
-            reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read later (the last one wins here)"
+            reason = f"sshd uses {quote(winner)} from {ctx.describe(winner)}, read later (the last one wins here)"
         else:
-            reason = f"sshd uses {_quote(winner)} from {ctx.describe(winner)}, read earlier (the first value wins)"
+            reason = f"sshd uses {quote(winner)} from {ctx.describe(winner)}, read earlier (the first value wins)"
         out.append(
             Finding(
                 "SETTING-IGNORED",
                 WARNING,
-                f"{_quote(d)} has no effect: {reason}",
+                f"{quote(d)} has no effect: {reason}",
                 "remove the line or align it, so nobody is misled by it",
                 path,
                 line,
@@ -125,8 +123,8 @@ def _check_foreign_match(ctx: Context) -> list[Finding]:
     return _merge_modes([(_foreign_match(ctx, legacy), note) for legacy, note in modes])
 
 
-def _relation(tree: ConfigTree, winner: Placed, mine: Placed, *, quote: bool = False) -> str:
-    name = _quote(mine) if quote else _name(mine.keyword)
+def _relation(tree: ConfigTree, winner: Placed, mine: Placed, *, quoted: bool = False) -> str:
+    name = quote(mine) if quoted else _name(mine.keyword)
     if tree.position(winner) < tree.position(mine):
         return f"is read before sshd-setup's {name}, and the first value wins"
     return f"is read after sshd-setup's {name}, and on OpenSSH 8.7 to 9.3 the last AuthorizedPrincipalsCommand wins"
@@ -136,7 +134,7 @@ def _block(tree: ConfigTree, d: Placed) -> str:
     """The Match line a directive sits under, as written (or as parsed, when it comes from an Include)."""
     config = tree.files.get(d.path)
     if d.match_lineno and config is not None and d.match_lineno <= len(config.lines):
-        return "`" + config.lines[d.match_lineno - 1].raw.strip()[:_MAX_QUOTE] + "`"
+        return "`" + config.lines[d.match_lineno - 1].raw.strip()[:MAX_QUOTE] + "`"
     return f"`{d.conditions[-1]}`" if d.conditions else "no Match block"
 
 
@@ -196,7 +194,7 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                     user,
                     "FOREIGN-MATCH-OVERRIDES",
                     WARNING,
-                    f"{_quote(d)} under {_block(tree, d)} may apply ",
+                    f"{quote(d)} under {_block(tree, d)} may apply ",
                     f" (depends on {', '.join(unknown)}); where it does, it decides instead of sshd-setup's "
                     f"{_name(keyword)}",
                     "narrow that Match block so it excludes the mapped users, or align its value",
@@ -210,15 +208,15 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                         user,
                         "MANAGED-SETTING-IGNORED",
                         ERROR,
-                        f"sshd-setup's {_quote(mine)} has no effect ",
-                        f": it comes after {_quote(blocker)}, and OpenSSH 8.7 to 9.3 ignore "
+                        f"sshd-setup's {quote(mine)} has no effect ",
+                        f": it comes after {quote(blocker)}, and OpenSSH 8.7 to 9.3 ignore "
                         "AuthorizedPrincipalsCommand lines read after an AuthorizedKeysCommand (bz3574)",
                         "move that AuthorizedKeysCommand below sshd-setup's blocks, or upgrade OpenSSH to 9.4+",
                     )
                 continue
             if ctx.is_ours(winner) or _same(winner, mine):
                 continue
-            relation = _relation(tree, winner, mine, quote=mine.is_global)
+            relation = _relation(tree, winner, mine, quoted=mine.is_global)
             if winner.conditions and not applies_at_startup(winner):
                 hit(
                     keyword,
@@ -226,7 +224,7 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                     user,
                     "FOREIGN-MATCH-OVERRIDES",
                     ERROR,
-                    f"{_quote(winner)} under {_block(tree, winner)} applies ",
+                    f"{quote(winner)} under {_block(tree, winner)} applies ",
                     f" and {relation}, so certificate logins would not work as sshd-setup configured them",
                     "exclude the mapped users from that Match block (e.g. `Match User *,!johndoe`), or remove the line",
                 )
@@ -237,7 +235,7 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                     None if mine.is_global else user,
                     "MANAGED-SETTING-IGNORED",
                     ERROR,
-                    f"{_quote(winner)} {relation}: the managed setting has no effect ",
+                    f"{quote(winner)} {relation}: the managed setting has no effect ",
                     "",
                     "remove that line (or make it agree); sshd-setup apply puts its block first and last",
                 )
@@ -255,7 +253,7 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                     "PRINCIPALS-ALSO-FROM",
                     INFO,
                     "",
-                    f", sshd also accepts the principals that {_quote(other)} lists, besides sshd-setup's mapping",
+                    f", sshd also accepts the principals that {quote(other)} lists, besides sshd-setup's mapping",
                     "fine if that is another team's intended access; otherwise set it to none for these users",
                 )
     out = [h.finding() for h in hits.values()]
@@ -271,7 +269,7 @@ def _foreign_match(ctx: Context, legacy: bool) -> list[Finding]:
                 Finding(
                     "FOREIGN-MATCH-OVERRIDES",
                     WARNING,
-                    f"{_quote(d)} under {_block(tree, d)} overrides allow-all's {_quote(ours_global[d.keyword])} "
+                    f"{quote(d)} under {_block(tree, d)} overrides allow-all's {quote(ours_global[d.keyword])} "
                     "for the connections it matches",
                     "fine if those users should not use certificates this way; otherwise remove or align it",
                     path,
@@ -313,7 +311,7 @@ def _check_match_swallows(ctx: Context) -> list[Finding]:
                     Finding(
                         "MATCH-SWALLOWS-DIRECTIVE",
                         WARNING,
-                        f"`{line.raw.strip()[:_MAX_QUOTE]}` looks global but follows `{block[1][:_MAX_QUOTE]}` "
+                        f"`{line.raw.strip()[:MAX_QUOTE]}` looks global but follows `{block[1][:MAX_QUOTE]}` "
                         f"(line {block[0]}): a Match block lasts until the next Match line or the end of the file, "
                         "so it applies only to matching connections",
                         "move it above the first Match line (or put `Match all` before it if it must stay here)",

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from sshd_setup.core.finding import Finding
-from sshd_setup.core.findings.context import ERROR, Context, _keys_of, _name, _quote, _version_text, _who
+from sshd_setup.core.findings.context import ERROR, Context, _keys_of, _name, _version_text, _who
 from sshd_setup.core.matching import match_pattern, match_pattern_list
 from sshd_setup.core.openssh import (
     ALL_KEY_ALGORITHMS,
@@ -20,6 +20,7 @@ from sshd_setup.core.openssh import (
     MIN_VERSION,
     SIGNATURE_ALGORITHMS,
 )
+from sshd_setup.core.placed import quote
 from sshd_setup.core.precedence import applies_at_startup, decide
 
 
@@ -47,7 +48,7 @@ def _check_version(ctx: Context) -> list[Finding]:
                 "SSHD-TOO-OLD",
                 ERROR,
                 f"{label} needs OpenSSH {need[0]}.{need[1]} or newer; this host runs {have}, which refuses "
-                f"{_quote(d)}" + (" (planned by sshd-setup)" if ctx.is_ours(d) else ""),
+                f"{quote(d)}" + (" (planned by sshd-setup)" if ctx.is_ours(d) else ""),
                 "upgrade openssh-server, or use a mapping mode this version supports",
                 path,
                 line,
