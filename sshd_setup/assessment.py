@@ -19,10 +19,10 @@ from sshd_setup.core.tree import SnapshotEntry, SnapshotSource, load_tree
 from sshd_setup.inventory import HostEntry
 from sshd_setup.remote import FileMode
 from sshd_setup.remote.protocol import parse_facts_output
-from sshd_setup.transport import Transport
 
 if TYPE_CHECKING:
     from sshd_setup.core.plan import Plan
+    from sshd_setup.transport import Transport
 
 
 def warm_up() -> None:
